@@ -1,0 +1,206 @@
+"""Typed records passed between pipeline stages.
+
+One record per stage boundary (see DESIGN.md, "The pipeline and its records"):
+
+    Problem ─ generate ─▶ Rollout ─ verify ─▶ Verdict ─ segment + label ─▶ StepLabels
+
+Records are flat dataclasses of JSON-able fields; stages join them on ids, never by nesting. Every record names what
+produced it, because a negative sample is only as good as the verifier or labeller behind it. "Could not verify" is
+always ``None`` — never ``False``.
+
+This module imports nothing heavy, so it can be used from tests, recipes and data tools without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+
+R = TypeVar("R", bound="Record")
+
+# Domains a verifier is registered for (`negrl.verifiers.verify` dispatches on this field).
+DOMAINS = ("arithmetic", "path_star", "math", "code", "choice")
+
+
+class Record:
+    """Mixin: ``to_row`` / ``from_row`` round-trip through plain JSON-able dicts."""
+
+    key_field: ClassVar[str]
+
+    def to_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_row(cls: type[R], row: dict[str, Any]) -> R:
+        """Build a record from a row, rejecting unknown or missing fields with a clear message."""
+        if not isinstance(row, dict):
+            raise TypeError(f"{cls.__name__}.from_row expects a dict, got {type(row).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(row) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = required - set(row)
+        if missing:
+            raise ValueError(f"{cls.__name__}: missing field(s) {sorted(missing)}")
+        return cls._decode(dict(row))
+
+    @classmethod
+    def _decode(cls: type[R], row: dict[str, Any]) -> R:
+        return cls(**row)
+
+    @property
+    def key(self) -> str:
+        return getattr(self, self.key_field)
+
+
+@dataclass
+class Problem(Record):
+    """A task instance.
+
+    Attributes:
+        problem_id: Unique id (stable across runs: loaders derive it from the source's own id).
+        domain: Which verifier applies: one of ``DOMAINS``.
+        prompt: The text the policy continues (plain string; chat templates are applied by generation).
+        answer: Gold final answer (math, synthetic tasks) or gold choice label (multiple choice).
+        tests: Test code (code domain): executed after the completion in the sandbox.
+        choices: Candidate answers (multiple choice), in the order of ``choice_labels``.
+        choice_labels: Labels of ``choices`` (``["A", "B", ...]``).
+        solution: A gold step-by-step solution when the source has one (used for SFT, never by post-training).
+        source: Where the problem came from (``"gsm8k:test"``, ``"arithmetic:n3d2"``, ...).
+        meta: Anything else a verifier needs (e.g. HumanEval ``entry_point``, the synthetic task's operands).
+    """
+
+    key_field: ClassVar[str] = "problem_id"
+
+    problem_id: str
+    domain: str
+    prompt: str
+    answer: str | None = None
+    tests: str | None = None
+    choices: list[str] | None = None
+    choice_labels: list[str] | None = None
+    solution: str | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"Problem {self.problem_id!r}: unknown domain {self.domain!r}; expected one of {DOMAINS}")
+
+
+@dataclass
+class Rollout(Record):
+    """One sampled completion of a problem.
+
+    Attributes:
+        rollout_id: Unique id, ``"{problem_id}#{sample_index}"`` by default.
+        problem_id: The problem this completes.
+        completion: Generated text, stop string removed.
+        finish_reason: ``"stop"`` (EOS or a stop string) or ``"length"`` (hit ``max_new_tokens``).
+        model: Name or path of the policy that produced it.
+        sample_index: Index among the samples of this problem.
+        temperature: Sampling temperature (0 = greedy).
+        top_p: Nucleus sampling parameter (1.0 = off).
+        seed: Seed of the generation call.
+        prefix: Text forced before ``completion`` (Monte-Carlo continuations of a step prefix); "" for fresh samples.
+    """
+
+    key_field: ClassVar[str] = "rollout_id"
+
+    rollout_id: str
+    problem_id: str
+    completion: str
+    finish_reason: str = "stop"
+    model: str = ""
+    sample_index: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    prefix: str = ""
+
+
+@dataclass
+class Verdict(Record):
+    """The verifier's judgement of one rollout.
+
+    Attributes:
+        rollout_id: The rollout judged.
+        correct: ``True`` / ``False``, or ``None`` when it could not be verified (unparseable gold, sandbox error).
+        extracted: The final answer the verifier read from the completion (``None`` if none was found).
+        detail: Human-readable detail, e.g. ``"3/5 tests passed; AssertionError"``.
+        verifier: Name of the verifier (``"math"``, ``"code"``, ``"arithmetic"``, ...).
+    """
+
+    key_field: ClassVar[str] = "rollout_id"
+
+    rollout_id: str
+    correct: bool | None
+    extracted: str | None = None
+    detail: str = ""
+    verifier: str = ""
+
+
+@dataclass
+class Step:
+    """A step of a completion: ``completion[start:end] == text``."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class StepLabels(Record):
+    """Per-step correctness of one rollout, from one source.
+
+    Attributes:
+        rollout_id: The rollout labelled.
+        steps: The segmentation; joining ``step.text`` reproduces the completion exactly.
+        values: Per-step score in [0, 1] (Monte-Carlo success rate, PRM probability), ``None`` if not scored.
+        labels: Per-step correctness; ``None`` = unknown (never read as wrong).
+        first_error: Index of the first wrong step (the *critical step* / first pit), ``None`` if no step is wrong
+            or it is unknown.
+        source: ``"mc"``, ``"prm"``, ``"judge"``, ``"oracle"`` or ``"consensus"``.
+        prefix_value: Value of the bare prompt (Monte-Carlo ``value(0)``), when the source computes it.
+        detail: Free-form provenance (e.g. ``"K=5 best_of_k"``, raw judge output on a parse failure).
+    """
+
+    key_field: ClassVar[str] = "rollout_id"
+
+    rollout_id: str
+    steps: list[Step]
+    values: list[float | None]
+    labels: list[bool | None]
+    first_error: int | None
+    source: str
+    prefix_value: float | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.steps)
+        if len(self.values) != n or len(self.labels) != n:
+            raise ValueError(
+                f"StepLabels {self.rollout_id!r}: {n} steps but {len(self.values)} values and {len(self.labels)} labels"
+            )
+
+    @classmethod
+    def _decode(cls, row: dict[str, Any]) -> StepLabels:
+        row["steps"] = [s if isinstance(s, Step) else Step(**s) for s in row["steps"]]
+        return cls(**row)
+
+    @property
+    def advantages(self) -> list[float | None]:
+        """Per-step advantage ``value(i) - value(i-1)`` with ``value(-1) = prefix_value`` (Setlur et al., Eq. 3)."""
+        out: list[float | None] = []
+        prev = self.prefix_value
+        for v in self.values:
+            out.append(None if v is None or prev is None else v - prev)
+            prev = v
+        return out

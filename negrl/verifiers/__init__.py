@@ -1,0 +1,37 @@
+"""Verifiers: ``verify(problem, completion) -> Verdict``, dispatched on ``problem.domain``.
+
+The verifier used for training is the verifier used for evaluation. ``correct=None`` means "could not verify" and is
+never counted as a negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from negrl.records import Problem, Rollout, Verdict
+from negrl.tasks import arithmetic
+
+
+Verifier = Callable[[Problem, str], Verdict]
+
+# domain → verifier. Each returns a Verdict with an empty rollout_id; `verify` fills it in.
+VERIFIERS: dict[str, Verifier] = {
+    "arithmetic": arithmetic.verify,
+}
+
+
+def verify(problem: Problem, completion: str, rollout_id: str = "") -> Verdict:
+    """Judge ``completion`` for ``problem`` with the verifier of its domain."""
+    try:
+        fn = VERIFIERS[problem.domain]
+    except KeyError:
+        raise ValueError(f"no verifier for domain {problem.domain!r}; known: {sorted(VERIFIERS)}") from None
+    verdict = fn(problem, completion)
+    verdict.rollout_id = rollout_id
+    return verdict
+
+
+def verify_rollouts(problems: dict[str, Problem] | list[Problem], rollouts: list[Rollout]) -> list[Verdict]:
+    """Verify each rollout against its problem (looked up by ``problem_id``)."""
+    by_id = problems if isinstance(problems, dict) else {p.problem_id: p for p in problems}
+    return [verify(by_id[r.problem_id], r.completion, rollout_id=r.rollout_id) for r in rollouts]
