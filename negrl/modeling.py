@@ -139,6 +139,11 @@ def load_policy(
         gguf = smollm2_gguf_path()
         # transformers dequantises the Q4_1 GGUF weights to `dtype` on load.
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch_dtype)
+        # The weights are now plain dequantised tensors: drop the stale GGUF quantizer flag, which makes
+        # transformers' Trainer refuse to fine-tune ("GGUF ... do not support training").
+        model.hf_quantizer = None
+        if "is_quantized" in vars(model):
+            model.is_quantized = False
     else:
         if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
             raise FileNotFoundError(f"model directory {name} does not exist")

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 R = TypeVar("R", bound="Record")
 
 # Domains a verifier is registered for (`negrl.verifiers.verify` dispatches on this field).
-DOMAINS = ("arithmetic", "path_star", "math", "code", "choice")
+DOMAINS = ("arithmetic", "path_star", "math", "code", "choice", "multipath")
 
 
 class Record:

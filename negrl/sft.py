@@ -1,20 +1,29 @@
 """Supervised fine-tuning on prompt/completion rows with TRL's ``SFTTrainer``.
 
 Used for the embedded base policy (gold demonstrations), RFT (the policy's own verified-correct samples) and the
-Likra heads. ``cpu_safe_sft_config`` applies the settings TRL needs on CPU (``reference/feasibility.md`` §6): TRL
+Likra heads. ``sft_config`` applies the settings TRL needs on CPU (``reference/feasibility.md`` §6): TRL
 turns on bf16 and gradient checkpointing by default, which fail or slow down on CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from negrl.records import Problem
+from negrl.trainer_defaults import DeviceDefaults
+
+
+@dataclass
+class NegrlSFTConfig(DeviceDefaults, SFTConfig):
+    """``SFTConfig`` with device-aware precision, no gradient checkpointing and completion-only loss by default."""
+
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (off: tiny models)."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: no, steps or epoch."})
 
 
 def prompt_completion_dataset(prompts: Sequence[str], completions: Sequence[str]) -> Dataset:
@@ -32,32 +41,27 @@ def gold_dataset(problems: Sequence[Problem]) -> Dataset:
     return prompt_completion_dataset([p.prompt for p in problems], [p.solution for p in problems])  # type: ignore[misc]
 
 
-def device_overrides() -> dict[str, Any]:
-    """TRL/transformers settings for the current device: fp32 without checkpointing on CPU, bf16 on a GPU."""
-    if torch.cuda.is_available():
-        return {"bf16": torch.cuda.is_bf16_supported(), "gradient_checkpointing": False}
-    return {"bf16": False, "use_cpu": True, "gradient_checkpointing": False}
-
-
-def cpu_safe_sft_config(**kwargs: Any) -> SFTConfig:
-    """An ``SFTConfig`` with completion-only loss, no reports or checkpoints unless asked, and device-safe precision."""
-    defaults: dict[str, Any] = {
-        "report_to": "none",
-        "save_strategy": "no",
-        "completion_only_loss": True,
-        "logging_steps": 50,
-        "dataset_num_proc": None,
-        "max_length": 512,
-        **device_overrides(),
-    }
+def cpu_safe_sft_config(**kwargs: Any) -> NegrlSFTConfig:
+    """A ``NegrlSFTConfig`` (device-safe precision, no reports or checkpoints unless asked) from keyword overrides."""
+    defaults: dict[str, Any] = {"completion_only_loss": True, "logging_steps": 50, "max_length": 512}
     defaults.update(kwargs)
-    return SFTConfig(**defaults)
+    return NegrlSFTConfig(**defaults)
 
 
-def train_sft(model: Any, tokenizer: Any, dataset: Dataset, args: SFTConfig, peft_config: Any | None = None) -> SFTTrainer:
+def train_sft(
+    model: Any,
+    tokenizer: Any,
+    dataset: Dataset,
+    args: SFTConfig,
+    peft_config: Any | None = None,
+    callbacks: list[Any] | None = None,
+) -> SFTTrainer:
     """Run ``SFTTrainer`` on prompt-completion rows; returns the trainer (its ``model`` is the trained policy)."""
     tokenizer.padding_side = "right"
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
+        callbacks=callbacks,
+    )
     trainer.train()
     tokenizer.padding_side = "left"
     return trainer

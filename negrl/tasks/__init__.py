@@ -17,14 +17,17 @@ from types import ModuleType
 from typing import Any
 
 from negrl.records import Problem
-from negrl.tasks import arithmetic
+from negrl.tasks import arithmetic, arithmetic_choice, multipath, path_star
 
 
 # task name → (module, config class). Each task's problems carry the module's domain.
 TASKS: dict[str, tuple[ModuleType, type]] = {
     "arithmetic": (arithmetic, arithmetic.ArithmeticConfig),
+    "arithmetic_choice": (arithmetic_choice, arithmetic_choice.ArithmeticChoiceConfig),  # domain "choice"
+    "path_star": (path_star, path_star.PathStarConfig),
+    "multipath": (multipath, multipath.MultipathConfig),
 }
-DOMAIN_TO_TASK = {"arithmetic": "arithmetic"}
+DOMAIN_TO_TASK = {"arithmetic": "arithmetic", "path_star": "path_star", "multipath": "multipath"}
 
 
 @dataclasses.dataclass(frozen=True)

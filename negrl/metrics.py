@@ -1,0 +1,93 @@
+"""Evaluation metrics shared by recipes and ``eval/``: unbiased pass@k, maj@k, mean with a confidence interval.
+
+Plain accuracy of a list of verdicts is ``negrl.evaluation.accuracy``. Samples with ``correct=None`` ("could not
+verify") are never counted as wrong: pass@k uses the verified samples only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem from ``n`` samples with ``c`` correct (Chen et al. 2021, Eq. 1).
+
+    ``1 - C(n-c, k) / C(n, k)``, computed as a stable product. Requires ``1 <= k <= n`` and ``0 <= c <= n``.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+@dataclass
+class MeanCI:
+    """A mean with a normal-approximation confidence interval (``lo``/``hi`` clipped to [0, 1] for rates)."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+
+def mean_ci(values: Sequence[float], z: float = 1.96, clip01: bool = True) -> MeanCI:
+    """Mean of ``values`` and its ``z`` standard-error interval (95 % by default); NaN for an empty input."""
+    n = len(values)
+    if n == 0:
+        return MeanCI(float("nan"), float("nan"), float("nan"), 0)
+    m = sum(values) / n
+    var = sum((v - m) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    half = z * math.sqrt(var / n)
+    lo, hi = m - half, m + half
+    if clip01:
+        lo, hi = max(0.0, lo), min(1.0, hi)
+    return MeanCI(m, lo, hi, n)
+
+
+def majority_vote(answers: Sequence[str | None], correct: Sequence[bool | None]) -> bool | None:
+    """Is the most frequent answer correct? Ties go to the answer seen first; ``None`` answers do not vote.
+
+    ``answers`` should already be normalised (equal strings = same answer). Returns ``False`` when no sample has
+    an answer and ``None`` when the winning answer could not be verified.
+    """
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return False
+    best = max(votes.values())
+    winner = next(a for a in answers if a is not None and votes[a] == best)
+    return next(c for a, c in zip(answers, correct) if a == winner)
+
+
+def per_problem_metrics(
+    samples: Sequence[tuple[str | None, bool | None]], ks: Sequence[int]
+) -> dict[str, float | None]:
+    """pass@k (over verified samples) and maj@k (first ``k`` samples) of one problem.
+
+    ``samples`` holds ``(normalised answer, correct)`` per sample in sampling order. A key is ``None`` when the
+    metric is undefined (fewer verified samples than ``k``).
+    """
+    verified = [c for _, c in samples if c is not None]
+    n, c = len(verified), sum(bool(x) for x in verified)
+    out: dict[str, float | None] = {}
+    for k in ks:
+        out[f"pass@{k}"] = pass_at_k(n, c, k) if k <= n else None
+        if k <= len(samples):
+            first = samples[:k]
+            maj = majority_vote([a for a, _ in first], [x for _, x in first])
+            out[f"maj@{k}"] = None if maj is None else float(maj)
+        else:
+            out[f"maj@{k}"] = None
+    return out
+
+
+def aggregate(per_problem: Sequence[dict[str, float | None]]) -> dict[str, MeanCI]:
+    """Mean (with CI) of each per-problem metric over the problems where it is defined."""
+    keys = dict.fromkeys(k for row in per_problem for k in row)
+    return {k: mean_ci([row[k] for row in per_problem if row.get(k) is not None]) for k in keys}

@@ -1,0 +1,1 @@
+"""negrl trainers: thin subclasses of TRL / transformers trainers that own only their loss."""

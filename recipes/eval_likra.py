@@ -1,0 +1,44 @@
+"""Score a trained Likra run: base, SFT (pos head), Likra, Base-Likra and pos−base, acc and acc_norm.
+
+    python recipes/eval_likra.py --config recipes/configs/likra/smollm2_arc_easy.yaml [--set eval_points=[512]]
+
+Caches each (head, checkpoint) score vector in ``{output_dir}/logps`` (resumable), then writes
+``{output_dir}/metrics.jsonl`` (learning curve rows) and ``{output_dir}/volume.jsonl`` (pos fixed, neg volume varied),
+and prints both as markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from negrl.likra.experiment import (
+    curve_rows,
+    evaluate,
+    format_table,
+    load_experiment_config,
+    volume_rows,
+    write_rows,
+)
+from negrl.likra.heads import write_run_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="YAML file of LikraExperimentConfig fields")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. n_test=100")
+    args = parser.parse_args(argv)
+    cfg = load_experiment_config(args.config, args.set)
+    out = Path(cfg.output_dir)
+    write_run_config(out / "eval", experiment=cfg)
+    evaluate(cfg)
+    rows = curve_rows(out, cfg.ws)
+    write_rows(rows, out / "metrics.jsonl")
+    print(format_table(rows, ["n", "mode", "w", "acc", "acc_norm"]))
+    vol = volume_rows(out, cfg.ws)
+    write_rows(vol, out / "volume.jsonl")
+    print(format_table(vol, ["neg_n", "mode", "w", "acc", "acc_norm"]))
+
+
+if __name__ == "__main__":
+    main()

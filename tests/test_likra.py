@@ -1,0 +1,231 @@
+"""Likra: score arithmetic, batched head log-likelihoods, named adapters, masking, checkpoints, reranking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from negrl.likra import LikraConfig, answer_logprobs, attach_heads, power_of_two_steps, score, tokenize_pairs, train_head
+from negrl.likra.heads import list_checkpoints, load_head
+from negrl.likra.rerank import rerank_metrics, top_candidates, verified_pairs
+from negrl.likra.scoring import ChoiceLogprobs, byte_lengths
+from negrl.losses import choice_predictions, likra_head_weights, likra_scores
+from negrl.records import Problem, Rollout, Verdict
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure score arithmetic (hand-computed)
+# ---------------------------------------------------------------------------------------------------------------
+
+LOGPS = {
+    "pos": torch.tensor([-2.0, -3.0, -1.0]),
+    "neg": torch.tensor([-1.0, -4.0, -0.5]),
+    "base": torch.tensor([-2.5, -2.0, -3.0]),
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "w", "expected"),
+    [
+        ("likra", 1.0, [-1.0, 1.0, -0.5]),  # pos - neg
+        ("likra", 0.5, [-1.5, -1.0, -0.75]),  # pos - 0.5 neg
+        ("sft", 1.0, [-2.0, -3.0, -1.0]),
+        ("base_likra", 1.0, [-1.5, 2.0, -2.5]),  # base - neg
+        ("pos_base", 1.0, [0.5, -1.0, 2.0]),  # pos - base
+        ("base", 1.0, [-2.5, -2.0, -3.0]),
+    ],
+)
+def test_likra_scores_modes(mode, w, expected):
+    assert likra_scores(LOGPS, mode, w).tolist() == pytest.approx(expected)
+
+
+def test_likra_scores_byte_normalisation():
+    lengths = torch.tensor([2.0, 4.0, 1.0])
+    assert likra_scores(LOGPS, "likra", 1.0, lengths).tolist() == pytest.approx([-0.5, 0.25, -0.5])
+    # normalisation changes the winner: raw pos picks index 2, per-byte pos picks index 0 (-1.0 vs -0.75 vs -1.0)
+    assert choice_predictions(likra_scores(LOGPS, "sft"), [3]).tolist() == [2]
+    assert choice_predictions(likra_scores(LOGPS, "sft", byte_lengths=torch.tensor([4.0, 4.0, 1.0])), [3]).tolist() == [0]
+
+
+def test_likra_scores_errors():
+    with pytest.raises(ValueError, match="unknown Likra mode"):
+        likra_head_weights("nope")
+    with pytest.raises(ValueError, match="needs head"):
+        likra_scores({"pos": torch.zeros(2)}, "likra")
+
+
+def test_choice_logprobs_accuracy():
+    cl = ChoiceLogprobs(logps=LOGPS, byte_lengths=torch.tensor([1.0, 1.0, 1.0]), group_sizes=[2, 1], gold=[1, 0])
+    # likra: [-1, 1 | -0.5] → picks 1 and 0 → 2/2; sft: [-2, -3 | -1] → picks 0 → 1/2
+    assert cl.accuracy("likra") == 1.0
+    assert cl.accuracy("sft") == 0.5
+    modes = {r["mode"] for r in cl.metrics(ws=(0.5, 1.0))}
+    assert modes == {"likra", "sft", "base_likra", "pos_base", "base"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads on a tiny model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _randomise_lora(model, head: str, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if f"lora_B.{head}." in name:
+            p.data = torch.randn(p.shape, generator=g) * 0.5
+
+
+def _manual_logp(model, tokenizer, prompt: str, answer: str) -> float:
+    p = tokenizer(prompt)["input_ids"]
+    a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([p + a])
+    logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), -1)
+    return sum(float(logp[len(p) + t - 1, a[t]]) for t in range(len(a)))
+
+
+@pytest.fixture()
+def two_heads(tiny_model):
+    model = attach_heads(tiny_model, LikraConfig())
+    _randomise_lora(model, "pos", 1)
+    _randomise_lora(model, "neg", 2)
+    model.eval()
+    return model
+
+
+def test_answer_logprobs_match_per_head_forward(two_heads, char_tokenizer):
+    prompts = ["Q: 1+2\n", "Q: (7*3)-9\n", "Q: 5\n"]
+    answers = ["Answer: 3", "7*3=21\n21-9=12\nAnswer: 12", "x"]
+    got = answer_logprobs(two_heads, char_tokenizer, prompts, answers, heads=("pos", "neg", "base"), batch_size=2)
+    with torch.no_grad():
+        for head in ("pos", "neg"):
+            two_heads.set_adapter(head)
+            expect = [_manual_logp(two_heads, char_tokenizer, p, a) for p, a in zip(prompts, answers)]
+            assert got[head].tolist() == pytest.approx(expect, abs=1e-4)
+        with two_heads.disable_adapter():
+            expect_base = [_manual_logp(two_heads, char_tokenizer, p, a) for p, a in zip(prompts, answers)]
+    assert got["base"].tolist() == pytest.approx(expect_base, abs=1e-4)
+    assert not torch.allclose(got["pos"], got["neg"])  # the heads differ
+    # the public scorer: every mode and both normalisations from the same numbers
+    cands = ["Answer: 3", "Answer: 4x"]
+    lp = answer_logprobs(two_heads, char_tokenizer, [prompts[0]] * 2, cands)
+    for mode, w in (("likra", 1.0), ("likra", 0.75), ("sft", 1.0), ("base_likra", 1.0), ("pos_base", 0.5)):
+        weights = likra_head_weights(mode, w)
+        raw = [sum(c * float(lp[h][i]) for h, c in weights.items()) for i in range(2)]
+        assert score(two_heads, char_tokenizer, prompts[0], cands, mode, w)[0] == pytest.approx(raw, abs=1e-4)
+        norm = [raw[0] / 9, raw[1] / 10]  # UTF-8 bytes of "Answer: 3" and "Answer: 4x"
+        assert score(two_heads, char_tokenizer, [prompts[0]], [cands], mode, w, normalise=True)[0] == pytest.approx(
+            norm, abs=1e-4
+        )
+
+
+def test_tokenize_pairs_answer_only_no_eos(char_tokenizer, tiny_model):
+    """The collated labels are -100 on the prompt, the answer ids on the answer, and there is no EOS."""
+    from trl import SFTTrainer
+
+    from negrl.sft import cpu_safe_sft_config
+
+    ds = tokenize_pairs(char_tokenizer, ["Q: 1+2\n", "Q: 3\n"], ["Answer: 3", "A: 3"])
+    assert ds[0]["completion_mask"] == [0] * 7 + [1] * 9
+    assert char_tokenizer.eos_token_id not in ds[0]["input_ids"]
+    char_tokenizer.padding_side = "right"
+    trainer = SFTTrainer(model=tiny_model, args=cpu_safe_sft_config(output_dir="/tmp/negrl_likra_mask", max_length=64),
+                         train_dataset=ds, processing_class=char_tokenizer)
+    char_tokenizer.padding_side = "left"
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    labels, ids = batch["labels"], batch["input_ids"]
+    assert labels[0, :7].tolist() == [-100] * 7
+    assert labels[0, 7:16].tolist() == char_tokenizer("Answer: 3", add_special_tokens=False)["input_ids"]
+    assert labels[1, :5].tolist() == [-100] * 5 and labels[1, 5:9].tolist() == ids[1, 5:9].tolist()
+    assert (labels[1, 9:] == -100).all()  # padding
+    assert char_tokenizer.eos_token_id not in labels.tolist()[0]
+
+
+def test_power_of_two_steps():
+    assert power_of_two_steps(1) == [1]
+    assert power_of_two_steps(8) == [1, 2, 4, 8]
+    assert power_of_two_steps(10) == [1, 2, 4, 8, 10]
+    assert power_of_two_steps(0) == []
+
+
+def _lora_state(model, head):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if f".{head}." in n and "lora_" in n}
+
+
+def test_train_heads_distinct_base_frozen_and_checkpoints(tiny_model, char_tokenizer, tmp_path):
+    cfg = LikraConfig(batch_size=4, learning_rate=1e-2)
+    model = attach_heads(tiny_model, cfg)
+    base_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+    pos0, neg0 = _lora_state(model, "pos"), _lora_state(model, "neg")
+    assert pos0 and neg0 and set(pos0).isdisjoint(neg0)
+    prompts = [f"Q: {i}+1\n" for i in range(20)]
+    saved = train_head(model, char_tokenizer, "pos", prompts, [f"Answer: {i + 1}" for i in range(20)], cfg, tmp_path,
+                       disable_tqdm=True, logging_steps=100)
+    pos1, neg1 = _lora_state(model, "pos"), _lora_state(model, "neg")
+    assert any(not torch.equal(pos0[n], pos1[n]) for n in pos0)  # pos trained
+    assert all(torch.equal(neg0[n], neg1[n]) for n in neg0)  # neg untouched
+    train_head(model, char_tokenizer, "neg", prompts, [f"Answer: {i + 2}" for i in range(20)], cfg, tmp_path,
+               disable_tqdm=True, logging_steps=100)
+    pos2, neg2 = _lora_state(model, "pos"), _lora_state(model, "neg")
+    assert all(torch.equal(pos1[n], pos2[n]) for n in pos1)
+    assert any(not torch.equal(neg1[n], neg2[n]) for n in neg1)
+    for n, p in model.named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(base_before[n], p) and not p.requires_grad or torch.equal(base_before[n], p)
+    # 20 examples, batch 4 → 5 steps: checkpoints after 1, 2, 4 steps (4, 8, 16 examples) and the end (20)
+    assert [p.parent.name for p in saved] == ["n4", "n8", "n16", "n20"]
+    assert list(list_checkpoints(tmp_path, "neg")) == [4, 8, 16, 20]
+    # loading the n4 checkpoint of pos changes the weights back to that state, the final one restores them
+    load_head(model, saved[0], "pos")
+    assert any(not torch.equal(pos2[n], p) for n, p in _lora_state(model, "pos").items())
+    load_head(model, saved[-1], "pos")
+    assert all(torch.allclose(pos2[n], p) for n, p in _lora_state(model, "pos").items())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reranking
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _rollouts():
+    rs = [Rollout(rollout_id=f"p{q}#{k}", problem_id=f"p{q}", completion=f"c{q}{k}") for q in range(2) for k in range(3)]
+    correct = [True, False, False, False, False, True]
+    extracted = ["1", "2", "2", "5", "5", "6"]
+    vs = [Verdict(rollout_id=r.rollout_id, correct=c, extracted=e) for r, c, e in zip(rs, correct, extracted)]
+    return rs, vs
+
+
+def test_top_candidates_picks_highest_score():
+    rs, _ = _rollouts()
+    from negrl.likra.rerank import group_candidates
+
+    groups = group_candidates(rs)
+    top = top_candidates(torch.tensor([0.1, 0.9, 0.3, -1.0, -2.0, -0.5]), groups)
+    assert top == {"p0": 1, "p1": 5}
+
+
+def test_rerank_metrics_by_hand():
+    rs, vs = _rollouts()
+    logps = {
+        "pos": torch.tensor([-1.0, -2.0, -3.0, -5.0, -4.0, -6.0]),  # sft picks p0#0 (right), p1#1 (wrong)
+        "neg": torch.tensor([-9.0, -1.0, -1.0, -1.0, -1.0, -9.0]),  # likra w=1 picks p0#0, p1#2 (right)
+        "base": torch.tensor([-1.0, -1.0, -1.0, -1.0, -1.0, -1.0]),
+    }
+    rows = {(r["method"], r.get("w"), r.get("norm")): r["acc"] for r in rerank_metrics(rs, vs, logps, ws=(1.0,))}
+    assert rows[("oracle_pass@k", None, None)] == 1.0
+    assert rows[("random", None, None)] == pytest.approx(1 / 3)
+    assert rows[("majority", None, None)] == 0.0  # "2" wins p0 (wrong), "5" wins p1 (wrong)
+    assert rows[("sft", 1.0, False)] == 0.5
+    assert rows[("likra", 1.0, False)] == 1.0
+    assert rows[("base_likra", 1.0, False)] == 1.0
+
+
+def test_verified_pairs_skip_unverifiable():
+    probs = [Problem(problem_id=f"p{q}", domain="arithmetic", prompt=f"Q{q}\n") for q in range(2)]
+    rs, vs = _rollouts()
+    vs[1].correct = None
+    (pp, pa), (np_, na) = verified_pairs(probs, rs, vs)
+    assert pa == ["c00", "c12"] and pp == ["Q0\n", "Q1\n"]
+    assert na == ["c02", "c10", "c11"]
+    assert not math.isnan(len(na))

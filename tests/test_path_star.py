@@ -1,0 +1,133 @@
+"""The path-star task: generator, splits, exact verifier and step checker, and a tiny SFT → generate → verify run."""
+
+from __future__ import annotations
+
+import pytest
+
+from negrl.records import Problem
+from negrl.tasks import check_steps, first_error, get_task, path_star
+from negrl.tasks.path_star import PathStarConfig
+from negrl.verifiers import verify
+
+
+def _hand_problem() -> Problem:
+    """s=3 with arms 3>1>4, 3>7>5, 3>2>8; target 4 (arm 0)."""
+    cfg = PathStarConfig(arms=3, arm_length=2, min_id=0, max_id=9)
+    arms = [[1, 4], [7, 5], [2, 8]]
+    edges = [[7, 5], [3, 1], [2, 8], [1, 4], [3, 7], [3, 2]]
+    meta = {"start": 3, "target": 4, "arms": arms, "target_arm": 0, "edges": edges,
+            "graph": path_star.graph_key(3, arms)}
+    prompt = "G: 7>5 3>1 2>8 1>4 3>7 3>2 | 3-4\n"
+    p = Problem(problem_id="star:hand", domain="path_star", prompt=prompt, answer="4", source=cfg.name, meta=meta)
+    p.solution = path_star.gold_solution(p)
+    return p
+
+
+def test_gold_and_prompt_format():
+    p = _hand_problem()
+    assert p.solution == "1\n4\nAnswer: 4"
+    task = get_task("path_star", arms=4, arm_length=3, max_id=49)
+    q = task.generate_problems(1, seed=0)[0]
+    s, t = q.meta["start"], q.meta["target"]
+    assert q.prompt.startswith("G: ") and q.prompt.endswith(f" | {s}-{t}\n")
+    edges = q.prompt[3:].split(" | ")[0].split()
+    assert len(edges) == 4 * 3 and len(set(edges)) == 12
+    arm = q.meta["arms"][q.meta["target_arm"]]
+    assert q.solution.split("\n")[:-1] == [str(n) for n in arm] and arm[-1] == t
+    # every node id is distinct and inside the id range
+    nodes = [s] + [n for a in q.meta["arms"] for n in a]
+    assert len(set(nodes)) == 13 and all(0 <= n <= 49 for n in nodes)
+
+
+def test_generator_is_deterministic_and_graphs_distinct():
+    task = get_task("path_star", arms=3, arm_length=2, max_id=9)
+    a = task.generate_problems(200, seed=5)
+    b = task.generate_problems(200, seed=5)
+    c = task.generate_problems(200, seed=6)
+    assert [p.to_row() for p in a] == [p.to_row() for p in b]
+    assert [p.problem_id for p in a] != [p.problem_id for p in c]
+    assert len({p.meta["graph"] for p in a}) == 200
+
+
+def test_splits_never_share_a_graph():
+    task = get_task("path_star", arms=2, arm_length=2, max_id=6)  # a small graph space: collisions are likely
+    train, test = task.make_splits(1500, 300, seed=0)
+    assert len(train) == 1500 and len(test) == 300
+    assert not {p.meta["graph"] for p in train} & {p.meta["graph"] for p in test}
+
+
+def test_graph_key_ignores_edge_order_and_arm_order():
+    assert path_star.graph_key(3, [[1, 4], [7, 5]]) == path_star.graph_key(3, [[7, 5], [1, 4]])
+    assert path_star.graph_key(3, [[1, 4], [7, 5]]) != path_star.graph_key(3, [[1, 5], [7, 4]])
+
+
+def test_verifier_valid_invalid_and_wrong_arm():
+    p = _hand_problem()
+    assert verify(p, "1\n4\nAnswer: 4").correct is True
+    assert verify(p, "1\n4\nAnswer: 4\n").correct is True
+    wrong_arm = verify(p, "7\n5\nAnswer: 5")  # a valid path, but to the wrong leaf
+    assert wrong_arm.correct is False and "not at the target" in wrong_arm.detail
+    not_edge = verify(p, "1\n5\nAnswer: 5")  # 1>5 does not exist
+    assert not_edge.correct is False and "not an edge" in not_edge.detail
+    jump = verify(p, "4\nAnswer: 4")  # 3>4 is not an edge: skipping the arm node
+    assert jump.correct is False and "not an edge" in jump.detail
+    assert verify(p, "1\n4").correct is False  # no answer line
+    assert verify(p, "1\n4\nAnswer: 5").correct is False
+    assert verify(p, "x\n4\nAnswer: 4").correct is False
+    assert verify(p, "").correct is False
+    p.answer = None
+    assert verify(p, "1\n4\nAnswer: 4").correct is None  # could not verify: None, never False
+
+
+def test_check_steps_first_step_is_the_arm_choice():
+    p = _hand_problem()
+    assert check_steps(p, "1\n4\nAnswer: 4") == [True, True, True]
+    assert check_steps(p, "7\n5\nAnswer: 5") == [False, False, False]  # wrong arm: the critical step is line 0
+    assert first_error(p, "7\n5\nAnswer: 5") == 0
+    assert check_steps(p, "1\n5\nAnswer: 5") == [True, False, False]  # right arm, then a non-edge
+    assert check_steps(p, "1\n4\nAnswer: 8") == [True, True, False]
+    assert check_steps(p, "1\n4\nAnswer: 4\n") == [True, True, True, True]  # trailing newline is harmless
+    assert check_steps(p, "1\n4\nAnswer: 4\n9") == [True, True, True, False]  # an extra line is wrong
+    assert first_error(p, "1\n4\nAnswer: 4") is None
+
+
+def test_first_step_stats_clever_hans_diagnostic():
+    p = _hand_problem()
+    stats = path_star.first_step_stats([p] * 4, ["1\n4\nAnswer: 4", "1\n5\nAnswer: 5", "7\n5\nAnswer: 5", "2\n8"])
+    assert stats["acc"] == pytest.approx(0.25)
+    assert stats["first"] == pytest.approx(0.5)
+    assert stats["later_given_first"] == pytest.approx(0.5)
+    assert stats["chance"] == pytest.approx(1 / 3)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="fewer than"):
+        PathStarConfig(arms=5, arm_length=2, min_id=0, max_id=9)
+    with pytest.raises(ValueError, match="arms >= 2"):
+        PathStarConfig(arms=1)
+    with pytest.raises(ValueError, match="no knob"):
+        get_task("path_star", depth=3)
+
+
+def test_tiny_model_sft_generate_verify(tiny_model, char_tokenizer, tmp_path):
+    from negrl.generation import GenerationConfig, generate_rollouts
+    from negrl.sft import cpu_safe_sft_config, gold_dataset, train_sft
+    from negrl.verifiers import verify_rollouts
+
+    task = get_task("path_star", arms=2, arm_length=2, max_id=9)
+    train, test = task.make_splits(256, 16, seed=0)
+    args = cpu_safe_sft_config(
+        output_dir=str(tmp_path), learning_rate=1e-2, per_device_train_batch_size=32, num_train_epochs=2,
+        logging_steps=1, disable_tqdm=True, seed=0,
+    )
+    trainer = train_sft(tiny_model, char_tokenizer, gold_dataset(train), args)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses[-1] < losses[0]
+    config = GenerationConfig(num_samples=2, temperature=1.0, max_new_tokens=16, seed=0, show_progress=False)
+    rollouts = generate_rollouts(test, tiny_model, char_tokenizer, config)
+    verdicts = verify_rollouts(test, rollouts)
+    assert len(verdicts) == 32 and all(v.correct in (True, False) for v in verdicts)
+    by_id = {p.problem_id: p for p in test}
+    for r in rollouts:
+        labels = check_steps(by_id[r.problem_id], r.completion)
+        assert len(labels) == len(r.completion.split("\n"))
