@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/trainer_overhead.py --only step_dpo_vs_trl_dpo --steps 60 --repeats 3
 
 Each measurement in ``MEASUREMENTS`` (key → function) builds both trainers on *identical* token batches and the same
-freshly initialised tiny model + LoRA, times optimizer steps with a callback (the first ``--warmup`` steps of each run
-are discarded), alternates the two trainers ``--repeats`` times to spread machine noise over both, and returns the
-ratio of median step times (negrl / TRL; 1.00 = no overhead). The last output line is one JSON object
+freshly initialised tiny model + LoRA, then times single optimizer steps (forward, backward, update) of the two
+trainers *interleaved* — ours, theirs, theirs, ours, ... — so that load drift on a shared machine hits both alike;
+the first ``--warmup`` steps of each of the ``--repeats`` passes are discarded. It returns the ratio of median step
+times (negrl / TRL; 1.00 = no overhead). The last output line is one JSON object
 ``{key: ratio, ...}``. Add a measurement with ``@register("key")``.
 
 - ``step_dpo_vs_trl_dpo``: ``StepDPOTrainer`` vs TRL's ``DPOTrainer`` (target <= 1.05x). Both sides' pairs end in
@@ -43,43 +44,44 @@ def register(key: str) -> Callable[[Measurement], Measurement]:
     return wrap
 
 
-def step_timer() -> Any:
-    """A ``TrainerCallback`` recording the wall time of each optimizer step in ``.times``."""
-    from transformers import TrainerCallback
-
-    class _StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self._t0 = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            self._t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.times.append(time.perf_counter() - self._t0)
-
-    return _StepTimer()
+def _timed_step(trainer: Any, batch: dict[str, Any]) -> float:
+    """One optimizer step (forward, backward, update) of ``trainer`` on ``batch``; returns its wall time."""
+    t0 = time.perf_counter()
+    trainer.training_step(trainer.model, batch)
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
 
 
-def median_step_time(make_trainer: Callable[[], Any], warmup: int) -> float:
-    """Train a freshly built trainer and return the median step time after ``warmup`` steps."""
-    timer = step_timer()
-    trainer = make_trainer()
-    trainer.add_callback(timer)
-    trainer.train()
-    return statistics.median(timer.times[warmup:])
+def paired_step_times(ours: Any, theirs: Any, n: int) -> tuple[list[float], list[float]]:
+    """Alternate single optimizer steps of both trainers (who goes first alternates too), so machine-load drift
+    hits both equally; each trainer uses its own dataloader's batches (the caller checks they hold the same ids)."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    iters = []
+    for tr in (ours, theirs):
+        tr.model.train()
+        tr.create_optimizer_and_scheduler(num_training_steps=n)
+        tr.current_gradient_accumulation_steps = 1  # set by Trainer's train loop, which is bypassed here
+        iters.append(iter(tr.get_train_dataloader()))
+    for i in range(n):
+        batches = [next(it) for it in iters]
+        for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+            times[j].append(_timed_step((ours, theirs)[j], batches[j]))
+    return times[0], times[1]
 
 
 def compare(make_ours: Callable[[], Any], make_theirs: Callable[[], Any], args: argparse.Namespace, key: str) -> float:
-    """Alternate both trainers ``args.repeats`` times; print the medians; return ours / theirs."""
-    ours, theirs = [], []
+    """Median step time of ours / theirs over ``args.repeats`` passes of interleaved steps (first ``args.warmup``
+    steps of each pass discarded); prints the medians and returns the ratio."""
+    ours_t, theirs_t = [], []
     for _ in range(args.repeats):
-        theirs.append(median_step_time(make_theirs, args.warmup))
-        ours.append(median_step_time(make_ours, args.warmup))
-    o, t = statistics.median(ours), statistics.median(theirs)
-    print(f"{key}: negrl {o * 1e3:.2f} ms/step, TRL {t * 1e3:.2f} ms/step, ratio {o / t:.3f} "
-          f"(runs: negrl {[round(x * 1e3, 2) for x in ours]}, TRL {[round(x * 1e3, 2) for x in theirs]})")
-    return o / t
+        o, t = paired_step_times(make_ours(), make_theirs(), args.steps + args.warmup)
+        ours_t += o[args.warmup :]
+        theirs_t += t[args.warmup :]
+    o_med, t_med = statistics.median(ours_t), statistics.median(theirs_t)
+    print(f"{key}: negrl {o_med * 1e3:.2f} ms/step, TRL {t_med * 1e3:.2f} ms/step, ratio {o_med / t_med:.3f} "
+          f"({len(ours_t)} interleaved steps each)")
+    return o_med / t_med
 
 
 def tiny_policy_and_lora(seed: int = 0) -> tuple[Any, Any, Any]:

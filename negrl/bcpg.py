@@ -38,7 +38,6 @@ from negrl.builders.bcpg import (
 from negrl.generation import GenerationConfig, generate_rollouts
 from negrl.io import StageError, read_stage, write_stage
 from negrl.records import Problem, Rollout, StepLabels, Verdict
-from negrl.steps.segment import segment
 from negrl.verifiers import verify_rollouts
 
 
@@ -160,27 +159,13 @@ class LabelContext:
     cfg: BCPGRunConfig
     seed: int
     out_dir: Path
-
-
-def oracle_labels(problem: Problem, rollout: Rollout, rule: str = "lines") -> StepLabels:
-    """Exact step labels of an embedded-task rollout: a step is correct iff every line it covers is correct."""
-    from negrl.tasks import check_steps
-
-    line_ok = check_steps(problem, rollout.completion)
-    steps = segment(rollout.completion, rule=rule)
-    labels: list[bool | None] = []
-    for st in steps:
-        first = rollout.completion.count("\n", 0, st.start)
-        last = first + st.text.rstrip("\n").count("\n")
-        labels.append(all(line_ok[first : last + 1]))
-    first_error = next((i for i, ok in enumerate(labels) if not ok), None)
-    return StepLabels(rollout_id=rollout.rollout_id, steps=steps, values=[None] * len(steps), labels=labels,
-                      first_error=first_error, source="oracle")
+    precomputed: dict[str, list[StepLabels]] = field(default_factory=dict)  # source → labels already at hand
 
 
 def _label_oracle(ctx: LabelContext) -> list[StepLabels]:
-    by_id = {p.problem_id: p for p in ctx.problems}
-    return [oracle_labels(by_id[r.problem_id], r, ctx.cfg.segment_rule) for r in ctx.rollouts]
+    from negrl.steps.judge import OracleJudge
+
+    return OracleJudge().label(ctx.problems, ctx.rollouts, rule=ctx.cfg.segment_rule)
 
 
 def _label_mc(ctx: LabelContext) -> list[StepLabels]:
@@ -197,8 +182,8 @@ def _label_prm(ctx: LabelContext) -> list[StepLabels]:
     from negrl.steps.prm import PRMScorer
 
     if not ctx.cfg.prm_model:
-        raise ValueError("annotator 'prm' needs prm_model (a PRM trained with negrl.steps.prm)")
-    scorer = PRMScorer.load(ctx.cfg.prm_model, threshold=ctx.cfg.prm_threshold)
+        raise ValueError("annotator 'prm' needs prm_model (a PRM saved by negrl.steps.prm.PRMScorer)")
+    scorer = PRMScorer.from_pretrained(ctx.cfg.prm_model, threshold=ctx.cfg.prm_threshold)
     return scorer.label(ctx.problems, ctx.rollouts, rule=ctx.cfg.segment_rule)
 
 
@@ -224,7 +209,9 @@ ANNOTATORS = ("consensus", *SOURCES)
 
 
 def label_source(source: str, ctx: LabelContext) -> list[StepLabels]:
-    """Labels of one source, cached as a stage ``out_dir/labels-{source}``."""
+    """Labels of one source (``ctx.precomputed`` first), cached as a stage ``out_dir/labels-{source}``."""
+    if source in ctx.precomputed:
+        return ctx.precomputed[source]
     stage = ctx.out_dir / f"labels-{source}"
     try:
         return read_stage(stage, StepLabels)
@@ -244,6 +231,9 @@ def annotate(ctx: LabelContext) -> list[StepLabels]:
         raise ValueError(f"unknown annotator {name!r}; expected one of {ANNOTATORS}")
     from negrl.steps.consensus import combine_labels
 
+    unknown = set(ctx.cfg.consensus_sources) - set(SOURCES)
+    if unknown or not ctx.cfg.consensus_sources:
+        raise ValueError(f"consensus_sources {ctx.cfg.consensus_sources} must be a non-empty subset of {list(SOURCES)}")
     per_source = [label_source(s, ctx) for s in ctx.cfg.consensus_sources]
     return combine_labels(per_source, rule=ctx.cfg.consensus_rule)
 
@@ -280,10 +270,15 @@ def mine(data: RoundData, cfg: BCPGRunConfig, model: Any, tokenizer: Any, seed: 
     ctx = LabelContext(data.problems, [r for r in data.rollouts if r.rollout_id in neg_ids], data.verdicts, model,
                        tokenizer, cfg, seed, out_dir)
     mined = mine_correct_steps(data.samples, annotate(ctx), cfg.annotator)
-    stats: dict[str, float] = {}
-    if not cfg.benchmark:
-        stats = mining_stats(mined, data.problems, tokenizer, max_length)
+    stats = mining_stats(mined, data.problems, tokenizer, max_length) if _embedded(data.problems) else {}
     return mined, stats
+
+
+def _embedded(problems: Sequence[Problem]) -> bool:
+    """Do these problems have an exact step checker (embedded tasks), so mining precision can be measured?"""
+    from negrl.tasks import DOMAIN_TO_TASK
+
+    return bool(problems) and all(p.domain in DOMAIN_TO_TASK for p in problems)
 
 
 def lora_config(cfg: BCPGRunConfig) -> Any:
@@ -361,3 +356,176 @@ def run_rounds(cfg: BCPGRunConfig, args: Any, out_dir: Path, seed: int = 0) -> l
         policy = metrics["policy"]
     (out_dir / "rounds.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
     return history
+
+
+# --------------------------------------------------------------------------------------------------- pipeline methods
+
+_BCPG_KEYS = ("beta", "annotator", "consensus_sources", "consensus_rule", "prm_model", "prm_threshold",
+              "judge_model", "mc_k", "segment_rule")
+
+
+def pipeline_samples(ctx: Any, model: Any, tokenizer: Any, max_length: int) -> list[BCPGSample]:
+    """BCPG samples of the pipeline's shared data, with behaviour log-probs of the base (cached per seed)."""
+    d, cfg = ctx.data, ctx.config
+    data_cfg = BCPGDataConfig(max_length=max_length, use_chat_template=cfg.use_chat_template)
+    return build_bcpg_samples(d.problems, d.rollouts, d.verdicts, model, tokenizer, data_cfg,
+                              out_dir=cfg.run_dir / "bcpg" / "samples")
+
+
+def pipeline_labels(ctx: Any, run_cfg: BCPGRunConfig, samples: Sequence[BCPGSample], model: Any,
+                    tokenizer: Any) -> list[StepLabels]:
+    """Step labels of the negatives by ``annotate``; the ``mc`` source is the pipeline's own Monte-Carlo labels."""
+    neg = {s.rollout_id for s in samples if s.is_negative}
+    lc = LabelContext(ctx.data.problems, [r for r in ctx.data.rollouts if r.rollout_id in neg], ctx.data.verdicts,
+                      model, tokenizer, run_cfg, ctx.seed, ctx.config.run_dir / "bcpg",
+                      precomputed={"mc": ctx.data.step_labels})
+    return annotate(lc)
+
+
+def train_pipeline_bcpg(ctx: Any, default_beta: float = 0.5) -> str:
+    """``negrl.pipeline`` method: BCPG-NSA (or BCPG with β = 1) on the pipeline's shared data, LoRA on the base.
+
+    Options (YAML ``method_options``): ``beta``, ``annotator`` (default ``mc``: the pipeline's labels),
+    ``consensus_sources`` / ``consensus_rule`` / ``prm_model`` / ``judge_model`` (see ``BCPGRunConfig``), ``lora``,
+    and any ``BCPGNSAConfig`` field (``tau``, ``normalization``, ``learning_rate``, ...).
+    """
+    from negrl.pipeline import _finish, _load_base, lora_config, trainer_kwargs
+    from negrl.trainers.bcpg_nsa import BCPGNSAConfig, BCPGNSATrainer
+
+    own = {k: ctx.options[k] for k in _BCPG_KEYS if k in ctx.options}
+    run_cfg = BCPGRunConfig(**{"annotator": "mc", "beta": default_beta, **own})
+    train_ctx = dataclasses.replace(ctx, options={k: v for k, v in ctx.options.items() if k not in _BCPG_KEYS})
+    args = BCPGNSAConfig(**trainer_kwargs(train_ctx, {"learning_rate": 1e-3, "max_length": 512}))
+    model, tokenizer = _load_base(ctx)
+    samples = pipeline_samples(ctx, model, tokenizer, args.max_length)
+    mined = mine_correct_steps(samples, pipeline_labels(ctx, run_cfg, samples, model, tokenizer), run_cfg.annotator)
+    dataset = bcpg_dataset(mined, tokenizer, run_cfg.beta, args.max_length)
+    if len(dataset) == 0:
+        raise ValueError("BCPG-NSA: no problem has both correct and wrong samples (nothing to train on)")
+    stats = mining_stats(mined, ctx.data.problems, tokenizer, args.max_length) if _embedded(ctx.data.problems) else {}
+    model.train()
+    trainer = BCPGNSATrainer(model, args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora_config(train_ctx.options))
+    trainer.train()
+    out = _finish(ctx, trainer, tokenizer, dataset, None)
+    info = {"beta": run_cfg.beta, "annotator": run_cfg.annotator, "samples": len(samples),
+            "negatives": sum(s.is_negative for s in samples), "mining": stats}
+    (Path(out) / "bcpg.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return out
+
+
+def train_pipeline_bcpg_plain(ctx: Any) -> str:
+    """Plain BCPG (β = 1: every token of a negative penalised alike)."""
+    return train_pipeline_bcpg(dataclasses.replace(ctx, options={**ctx.options, "beta": 1.0}), default_beta=1.0)
+
+
+# --------------------------------------------------------------------------------------------------- experiment
+
+
+def run_variants(pipeline_cfg: Any, variants: dict[str, dict[str, Any]], seeds: Sequence[int]) -> dict[int, dict]:
+    """Train and evaluate named variants of pipeline methods on the same data per seed.
+
+    ``variants``: name → ``{"method": <negrl.pipeline.METHODS key>, **options}`` (e.g. ``{"method": "bcpg_nsa",
+    "beta": -0.5, "annotator": "oracle"}``). Each variant's model is ``run_dir/models/<name>``, its evaluation
+    ``run_dir/eval/<name>.json`` (both reused on a rerun). Returns ``{seed: {"data": ..., "results": ...}}`` in the
+    shape ``negrl.pipeline.results_table`` reads.
+    """
+    from negrl.pipeline import (
+        METHODS,
+        MethodContext,
+        data_summary,
+        evaluate_method,
+        prepare_data,
+        write_resolved_config,
+    )
+
+    runs: dict[int, dict] = {}
+    for seed in seeds:
+        cfg = dataclasses.replace(pipeline_cfg, seed=seed)
+        write_resolved_config(cfg)
+        (cfg.run_dir / "variants.yaml").write_text(yaml.safe_dump(variants, sort_keys=False), encoding="utf-8")
+        data = prepare_data(cfg)
+        results = {}
+        for name, spec in variants.items():
+            spec = dict(spec)
+            method = spec.pop("method", name)
+            if method not in METHODS:
+                raise ValueError(f"variant {name!r}: unknown method {method!r}; registered: {sorted(METHODS)}")
+            out = cfg.run_dir / "models" / name
+            if method == "base":
+                model_dir = cfg.base_policy
+            elif (out / "done.json").exists():
+                model_dir = str(out)
+            else:
+                model_dir = METHODS[method](MethodContext(cfg, data, spec, out, seed))
+            results[name] = evaluate_method(cfg, name, model_dir, data.test_problems)
+            bcpg_info = Path(model_dir) / "bcpg.json"
+            if bcpg_info.exists():
+                results[name]["bcpg"] = json.loads(bcpg_info.read_text(encoding="utf-8"))
+        runs[seed] = {"data": data_summary(data), "results": results}
+    return runs
+
+
+def mining_table(runs: dict[int, dict]) -> str:
+    """Markdown table: per variant, mined negative-sample tokens and their precision vs the exact checker."""
+    lines = ["| variant | annotator | β | negative tokens | mined tokens (mean) | precision | recall |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    names: list[str] = []
+    for run in runs.values():
+        names += [n for n, r in run["results"].items() if "bcpg" in r and n not in names]
+    for n in names:
+        infos = [run["results"][n]["bcpg"] for run in runs.values() if n in run["results"]]
+        m = [i["mining"] for i in infos if i.get("mining")]
+        if not m:
+            continue
+
+        def avg(key: str, rows: list[dict] = m) -> float:
+            vals = [r[key] for r in rows if r[key] == r[key]]  # drop NaN
+            return sum(vals) / len(vals) if vals else float("nan")
+
+        lines.append(f"| {n} | {infos[0]['annotator']} | {infos[0]['beta']} | {avg('negative_tokens'):.0f} | "
+                     f"{avg('mined_tokens'):.0f} | {avg('precision'):.3f} | {avg('recall'):.3f} |")
+    return "\n".join(lines)
+
+
+@dataclass
+class TaskPRMConfig:
+    """A PRM for an experiment, trained on Monte-Carlo labels of the base policy's rollouts of *other* prompts."""
+
+    output_dir: str = "runs/bcpg/prm"
+    seed: int = 100
+    n_prompts: int = 128
+    samples_per_prompt: int = 4
+    steps: int = 200
+    learning_rate: float = 5e-3
+    lora_r: int = 16
+    threshold: float = 0.5
+
+
+def train_task_prm(pipeline_cfg: Any, prm: TaskPRMConfig) -> str:
+    """Train (or reuse) the PRM: the pipeline's data stages on a separate seed, MC labels of every rollout, LoRA PRM.
+
+    Reuses ``negrl.pipeline.prepare_data`` (prompts disjoint from the test set) and ``negrl.steps.prm``; the PRM's
+    prompts differ from each experiment seed's prompts because they are drawn with seed ``prm.seed``.
+    """
+    from peft import LoraConfig
+
+    from negrl.modeling import load_policy
+    from negrl.pipeline import prepare_data
+    from negrl.steps.prm import PRMConfig, PRMScorer, prm_rows, train_prm
+
+    out = Path(prm.output_dir)
+    if (out / "prm.json").exists():
+        return str(out)
+    mc = {**pipeline_cfg.mc, "only_incorrect": False}
+    cfg = dataclasses.replace(pipeline_cfg, seed=prm.seed, n_prompts=prm.n_prompts, mc=mc,
+                              samples_per_prompt=prm.samples_per_prompt, output_dir=str(out / "data"))
+    model, tokenizer = load_policy(cfg.base_policy)
+    data = prepare_data(cfg, model, tokenizer)
+    args = PRMConfig(output_dir=str(out / "trainer"), learning_rate=prm.learning_rate, per_device_train_batch_size=32,
+                     max_steps=prm.steps, lr_scheduler_type="cosine", warmup_steps=10, logging_steps=50,
+                     disable_tqdm=True, seed=prm.seed, threshold=prm.threshold)
+    lora = LoraConfig(r=prm.lora_r, lora_alpha=2 * prm.lora_r, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = train_prm(model, tokenizer, prm_rows(data.problems, data.step_labels), args, peft_config=lora)
+    PRMScorer.from_trainer(trainer).save_pretrained(out)
+    return str(out)

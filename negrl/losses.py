@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Per-step DPO and advantage-weighted RL (Setlur et al. 2024, arXiv 2406.14532)
 # ---------------------------------------------------------------------------------------------------------------
@@ -179,7 +178,8 @@ def likra_head_weights(mode: str, w: float = 1.0) -> dict[str, float]:
     """Weights of each head's log-likelihood in a Likra score (paper Eq. 2; reference code ``HYDRA_MODE``).
 
     ``likra``: pos − w·neg · ``sft``: pos only · ``base_likra``: base − w·neg (no positive training) ·
-    ``pos_base``: pos − w·base · ``base``: the base model alone. Heads are named ``"pos"``, ``"neg"`` and ``"base"`` (adapters disabled).
+    ``pos_base``: pos − w·base · ``base``: the base model alone. Heads are named ``"pos"``, ``"neg"`` and
+    ``"base"`` (adapters disabled).
     """
     table = {
         "likra": {"pos": 1.0, "neg": -w},
@@ -221,3 +221,22 @@ def likra_scores(
 def choice_predictions(scores: torch.Tensor, group_sizes: list[int]) -> torch.Tensor:
     """Index of the best candidate within each question: ``scores (ΣK,)`` split into groups → ``(Q,)``."""
     return torch.stack([g.argmax() for g in torch.split(scores, group_sizes)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Process reward model (negrl.steps.prm): per-step correctness from two label-token logits
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def prm_step_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of step correctness read from the logits of a "+" and a "-" token.
+
+    The PRM's ``P(step correct) = softmax([pos, neg])[0] = sigmoid(pos − neg)`` at the last token of the step
+    (Math-Shepherd-style label tokens on a causal LM head).
+
+    Args:
+        pos_logits, neg_logits: ``(N,)`` logits of the positive / negative label token at the N scored positions.
+        targets: ``(N,)`` in [0, 1]: hard labels (0/1) or soft Monte-Carlo values.
+    """
+    margin = pos_logits - neg_logits  # (N,)
+    return torch.nn.functional.binary_cross_entropy_with_logits(margin, targets.to(margin.dtype))

@@ -65,6 +65,13 @@ def majority_vote(answers: Sequence[str | None], correct: Sequence[bool | None])
     return next(c for a, c in zip(answers, correct) if a == winner)
 
 
+def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool | None], k: int) -> bool | None:
+    """maj@k of one problem: the majority vote over its first ``k`` samples."""
+    if not 1 <= k <= len(answers):
+        raise ValueError(f"maj_at_k needs 1 <= k <= {len(answers)} samples, got k={k}")
+    return majority_vote(answers[:k], correct[:k])
+
+
 def per_problem_metrics(
     samples: Sequence[tuple[str | None, bool | None]], ks: Sequence[int]
 ) -> dict[str, float | None]:
@@ -79,8 +86,7 @@ def per_problem_metrics(
     for k in ks:
         out[f"pass@{k}"] = pass_at_k(n, c, k) if k <= n else None
         if k <= len(samples):
-            first = samples[:k]
-            maj = majority_vote([a for a, _ in first], [x for _, x in first])
+            maj = maj_at_k([a for a, _ in samples], [x for _, x in samples], k)
             out[f"maj@{k}"] = None if maj is None else float(maj)
         else:
             out[f"maj@{k}"] = None

@@ -135,9 +135,11 @@ MethodFn = Callable[[MethodContext], str]
 
 
 def _state() -> Any:
+    """The process state. On a CPU ``cpu=True`` is needed: without it ``torchrun`` processes each see one process."""
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def benchmark_splits(cfg: PipelineConfig) -> tuple[list[Problem], list[Problem]]:
@@ -397,6 +399,12 @@ def train_awr(ctx: MethodContext) -> str:
     return _finish(ctx, trainer, tokenizer, rows, stats)
 
 
+def _bcpg() -> Any:
+    import negrl.bcpg  # lazy: negrl.bcpg imports this module's helpers
+
+    return negrl.bcpg
+
+
 # name → method. Other helpers register theirs with a one-line additive edit.
 METHODS: dict[str, MethodFn] = {
     "base": train_base,
@@ -406,6 +414,8 @@ METHODS: dict[str, MethodFn] = {
     "step_dpo": train_step_dpo,
     "step_dpo_prefix": train_step_dpo_prefix,
     "awr": train_awr,
+    "bcpg": lambda ctx: _bcpg().train_pipeline_bcpg_plain(ctx),  # BCPG-NSA helper (negrl/bcpg.py)
+    "bcpg_nsa": lambda ctx: _bcpg().train_pipeline_bcpg(ctx),
 }
 
 

@@ -159,3 +159,43 @@ def test_round_end_to_end_and_iterate(trained_policy_dir, tmp_path):
     assert history[0]["rows"] > 0 and 0.0 <= history[0]["held_out"]["greedy"] <= 1.0
     assert history[0]["mining"]["precision"] == 1.0 or history[0]["mining"]["mined_tokens"] == 0
     assert json.loads((tmp_path / "rounds.json").read_text())[1]["policy"].endswith("round-01/policy")
+
+
+@pytest.mark.slow
+def test_pipeline_variants_bcpg_and_nsa(trained_policy_dir, tmp_path):
+    """``bcpg`` / ``bcpg_nsa`` are registered pipeline methods; variants share one seed's data and report mining."""
+    from negrl.bcpg import mining_table, run_variants
+    from negrl.pipeline import METHODS, PipelineConfig, results_table
+
+    assert {"bcpg", "bcpg_nsa"} <= set(METHODS)
+    cfg = PipelineConfig(base_policy=str(trained_policy_dir), output_dir=str(tmp_path), n_prompts=32, n_test=16,
+                         samples_per_prompt=4, mc={"k": 2, "early_stop": True}, eval_samples=1, show_progress=False,
+                         task_kwargs={"min_steps": 1, "max_steps": 2, "digits": 1, "max_value": 99})
+    train = {"num_train_epochs": 1, "per_device_train_batch_size": 16, "lora": {"r": 4, "lora_alpha": 8}}
+    variants = {"bcpg": {"method": "bcpg", **train},
+                "nsa_oracle": {"method": "bcpg_nsa", "beta": -0.5, "annotator": "oracle", **train},
+                "nsa_cons": {"method": "bcpg_nsa", "annotator": "consensus", "consensus_sources": ["mc", "oracle"],
+                             **train}}
+    runs = run_variants(cfg, variants, seeds=[0])
+    res = runs[0]["results"]
+    assert set(res) == set(variants) and all(0.0 <= r["greedy"] <= 1.0 for r in res.values())
+    assert res["bcpg"]["bcpg"]["beta"] == 1.0 and res["nsa_oracle"]["bcpg"]["beta"] == -0.5
+    oracle = res["nsa_oracle"]["bcpg"]["mining"]
+    assert oracle["mined_tokens"] == 0 or oracle["precision"] == 1.0  # the oracle mines only truly correct steps
+    assert res["nsa_cons"]["bcpg"]["mining"]["mined_tokens"] <= oracle["mined_tokens"]  # AND never mines more
+    assert "nsa_oracle" in mining_table(runs) and "bcpg" in results_table(runs)
+
+
+@pytest.mark.parametrize("name", ["experiment_arithmetic.yaml", "experiment_small.yaml"])
+def test_experiment_configs_parse(name):
+    import yaml
+
+    from negrl.bcpg import TaskPRMConfig
+    from negrl.pipeline import METHODS, load_pipeline_config
+
+    raw = yaml.safe_load((REPO_ROOT / "recipes" / "configs" / "bcpg" / name).read_text())
+    variants, seeds, prm = raw.pop("variants"), raw.pop("seeds"), raw.pop("prm")
+    cfg = load_pipeline_config(None, **raw)
+    assert len(seeds) >= 3 and cfg.samples_per_prompt > 1 and TaskPRMConfig(**prm).steps > 0
+    assert {v["method"] for v in variants.values()} <= set(METHODS)
+    assert {v.get("annotator", "mc") for v in variants.values()} <= set(ANNOTATORS)

@@ -13,8 +13,8 @@ import pytest
 
 from negrl.benchmarks import load_benchmark
 from negrl.records import Problem
-from negrl.verifiers import verify
 from negrl.verifiers import code as code_verifier
+from negrl.verifiers import verify
 from negrl.verifiers.sandbox import SandboxLimits
 
 
@@ -122,3 +122,18 @@ def test_synthetic_task_loader() -> None:
     assert len(test) == 20 and len(train) == 200
     assert not {p.problem_id for p in test} & {p.problem_id for p in train}
     assert all(verify(p, p.solution).correct for p in test)
+
+
+def test_hub_dataset_is_used_only_when_named(monkeypatch) -> None:
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, config=None, split=None):
+        calls.append((name, config, split))
+        return [{"question": "1+1?", "answer": "1+1=2\n#### 2"}, {"question": "2+3?", "answer": "#### 5"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    problems = load_benchmark("gsm8k", hub="openai/gsm8k", split="test")
+    assert calls == [("openai/gsm8k", "main", "test")]
+    assert [p.answer for p in problems] == ["2", "5"] and problems[0].problem_id == "gsm8k:test:0"

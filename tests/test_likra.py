@@ -7,10 +7,18 @@ import math
 import pytest
 import torch
 
-from negrl.likra import LikraConfig, answer_logprobs, attach_heads, power_of_two_steps, score, tokenize_pairs, train_head
+from negrl.likra import (
+    LikraConfig,
+    answer_logprobs,
+    attach_heads,
+    power_of_two_steps,
+    score,
+    tokenize_pairs,
+    train_head,
+)
 from negrl.likra.heads import list_checkpoints, load_head
 from negrl.likra.rerank import rerank_metrics, top_candidates, verified_pairs
-from negrl.likra.scoring import ChoiceLogprobs, byte_lengths
+from negrl.likra.scoring import ChoiceLogprobs
 from negrl.losses import choice_predictions, likra_head_weights, likra_scores
 from negrl.records import Problem, Rollout, Verdict
 
@@ -229,3 +237,42 @@ def test_verified_pairs_skip_unverifiable():
     assert pa == ["c00", "c12"] and pp == ["Q0\n", "Q1\n"]
     assert na == ["c02", "c10", "c11"]
     assert not math.isnan(len(na))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end (slow): the learning-curve recipe and the reranker on the trained tiny policy
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_likra_curve_recipe_end_to_end(trained_policy_dir, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("likra_curve", root / "recipes" / "likra_curve.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    out = tmp_path / "curve"
+    recipe.main(["--config", str(root / "recipes/configs/likra/tiny_arithmetic_choice.yaml"), "--set", f"model={trained_policy_dir}",
+          f"output_dir={out}", "n_train=32", "n_test=16", "task_knobs={min_steps: 1, max_steps: 2}",
+          "heads.batch_size=8", "eval_batch_size=32"])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["n"] for r in rows} == {0, 8, 16, 32}
+    assert all(0.0 <= r["acc"] <= 1.0 for r in rows)
+    assert (out / "learning_curve.png").stat().st_size > 0
+    assert json.loads((out / "config.json").read_text())["experiment"]["n_train"] == 32
+
+
+@pytest.mark.slow
+def test_rerank_end_to_end(trained_policy_dir, tmp_path):
+    from negrl.likra.rerank import RerankConfig, run_rerank
+
+    cfg = RerankConfig(base_policy=str(trained_policy_dir), output_dir=str(tmp_path), task="arithmetic",
+                       task_kwargs={"min_steps": 1, "max_steps": 2, "digits": 1, "max_value": 99}, k=4, n_train=32,
+                       n_test=16, heads=LikraConfig(batch_size=8, learning_rate=3e-3), ws=[1.0])
+    rows = run_rerank(cfg)
+    acc = {(r["method"], r.get("w"), r.get("norm")): r.get("acc") for r in rows}
+    assert 0.0 <= acc[("likra", 1.0, False)] <= acc[("oracle_pass@k", None, None)] <= 1.0
+    assert rows[-1]["train_pos"] > 0 and rows[-1]["train_neg"] > 0

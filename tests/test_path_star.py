@@ -50,10 +50,13 @@ def test_generator_is_deterministic_and_graphs_distinct():
 
 
 def test_splits_never_share_a_graph():
-    task = get_task("path_star", arms=2, arm_length=2, max_id=6)  # a small graph space: collisions are likely
+    task = get_task("path_star", arms=2, arm_length=2, max_id=7)  # 6,720 graphs: collisions are likely
     train, test = task.make_splits(1500, 300, seed=0)
     assert len(train) == 1500 and len(test) == 300
     assert not {p.meta["graph"] for p in train} & {p.meta["graph"] for p in test}
+    # excluding by problem id excludes the whole graph (the pipeline passes problem ids)
+    more = task.generate_problems(300, seed=7, exclude={p.problem_id for p in test})
+    assert not {p.meta["graph"] for p in more} & {p.meta["graph"] for p in test}
 
 
 def test_graph_key_ignores_edge_order_and_arm_order():
@@ -115,7 +118,7 @@ def test_tiny_model_sft_generate_verify(tiny_model, char_tokenizer, tmp_path):
     from negrl.verifiers import verify_rollouts
 
     task = get_task("path_star", arms=2, arm_length=2, max_id=9)
-    train, test = task.make_splits(256, 16, seed=0)
+    train, test = task.make_splits(128, 8, seed=0)
     args = cpu_safe_sft_config(
         output_dir=str(tmp_path), learning_rate=1e-2, per_device_train_batch_size=32, num_train_epochs=2,
         logging_steps=1, disable_tqdm=True, seed=0,
@@ -126,8 +129,33 @@ def test_tiny_model_sft_generate_verify(tiny_model, char_tokenizer, tmp_path):
     config = GenerationConfig(num_samples=2, temperature=1.0, max_new_tokens=16, seed=0, show_progress=False)
     rollouts = generate_rollouts(test, tiny_model, char_tokenizer, config)
     verdicts = verify_rollouts(test, rollouts)
-    assert len(verdicts) == 32 and all(v.correct in (True, False) for v in verdicts)
+    assert len(verdicts) == 16 and all(v.correct in (True, False) for v in verdicts)
     by_id = {p.problem_id: p for p in test}
     for r in rollouts:
         labels = check_steps(by_id[r.problem_id], r.completion)
         assert len(labels) == len(r.completion.split("\n"))
+
+    from negrl.task_diagnostics import first_step_eval
+
+    stats = first_step_eval(tiny_model, char_tokenizer, test, max_new_tokens=16, samples=2)
+    assert stats["greedy"]["n"] == 8 and stats["sampled"]["n"] == 16
+    assert 0.0 <= stats["greedy"]["acc"] <= stats["greedy"]["first"] <= 1.0
+
+
+def test_export_checkpoint_copies_weights_and_splits(tmp_path):
+    from negrl.io import read_stage, write_stage
+    from negrl.task_diagnostics import checkpoint_dirs, export_checkpoint
+
+    run = tmp_path / "run"
+    for step in (200, 100):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "model.safetensors").write_text(str(step))
+        (run / f"checkpoint-{step}" / "optimizer.pt").write_text("big")
+    test = get_task("path_star", arms=2, arm_length=2, max_id=9).generate_problems(3, seed=0)
+    write_stage(run / "problems" / "test", test, Problem)
+    assert [s for s, _ in checkpoint_dirs(run)] == [100, 200]
+    out = export_checkpoint(run, 200, tmp_path / "base")
+    assert (out / "model.safetensors").read_text() == "200" and not (out / "optimizer.pt").exists()
+    assert [p.problem_id for p in read_stage(out / "problems" / "test", Problem)] == [p.problem_id for p in test]
+    with pytest.raises(FileNotFoundError, match="checkpoint-300"):
+        export_checkpoint(run, 300, tmp_path / "x")

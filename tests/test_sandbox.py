@@ -39,6 +39,9 @@ def test_honest_solution_passes_and_wrong_one_fails() -> None:
     assert verify_any(_problem(), GOOD).correct is True  # dispatched on domain='code'
     v = verify(_problem(["assert add(1, 2) == 3", "assert add(2, 2) == 5"]), GOOD)
     assert v.correct is False and v.detail.startswith("1/2 tests passed") and "AssertionError" in v.detail
+    # A demo block that reads stdin does not run (the solution is not __main__), fenced chat answers are unwrapped.
+    chat = "Here you go:\n```python\n" + GOOD + "if __name__ == '__main__':\n    print(add(int(input()), 1))\n```\n"
+    assert verify(_problem(), chat).correct is True
 
 
 def test_infinite_loop_is_killed_at_the_wall_clock_limit() -> None:
@@ -47,6 +50,7 @@ def test_infinite_loop_is_killed_at_the_wall_clock_limit() -> None:
     assert verify(_problem(), GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=2.0)).correct is False
 
 
+@pytest.mark.slow  # ~1 CPU second takes up to ~10 s of wall time on a loaded machine
 def test_cpu_limit_kills_a_busy_loop_before_the_wall_clock() -> None:
     report, result = _run(GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=60.0, cpu_s=1))
     assert report is None and not result.timed_out and result.returncode != 0
@@ -174,3 +178,19 @@ def test_run_python_reports_output_and_isolation() -> None:
     result = run_python("import os\nprint('hi', os.getcwd().startswith('/') )\n", limits=QUICK)
     assert result.returncode == 0 and result.stdout.strip() == "hi True"
     assert result.isolation == sandbox_isolation()
+
+
+def test_output_flood_is_bounded() -> None:
+    flood = GOOD + "while True:\n    print('x' * 100_000)\n"
+    limits = SandboxLimits(wall_s=5.0, max_file_mb=4, max_output_chars=1000)
+    report, result = _run(flood, limits=limits)
+    assert report is None and len(result.stdout) <= 1000  # killed at the file-size cap; only the tail is kept
+    assert verify(_problem(), flood, limits=limits).correct is False
+
+
+def test_without_namespaces_the_guard_still_blocks_the_network() -> None:
+    from negrl.verifiers.code import GUARD
+
+    result = run_python(GUARD + "\nimport os\n_negrl_guard(os.getcwd(), '')\nimport socket\nsocket.socket()\n",
+                        limits=QUICK, isolation="none")  # fmt: skip
+    assert result.returncode != 0 and "socket.__new__ is not allowed" in result.stderr

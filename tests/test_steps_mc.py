@@ -131,7 +131,8 @@ class Hashed:
         return out
 
 
-def test_resume_after_interruption_gives_identical_labels(tmp_path):
+def _resume_inputs():
+    """5 problems × 2 wrong rollouts (10 rollouts; unit_size=2 → 5 units)."""
     problems = [_problem(a, b, f) for a, b, f in [(1, 2, 3), (2, 5, 2), (4, 4, 3), (6, 1, 2), (3, 3, 4)]]
     rollouts, verdicts = [], []
     for p in problems:
@@ -141,6 +142,11 @@ def test_resume_after_interruption_gives_identical_labels(tmp_path):
             r = Rollout(rollout_id=f"{p.problem_id}#{k}", problem_id=p.problem_id, completion=comp)
             rollouts.append(r)
             verdicts.append(verify(p, comp, r.rollout_id))
+    return problems, rollouts, verdicts
+
+
+def test_resume_after_interruption_gives_identical_labels(tmp_path):
+    problems, rollouts, verdicts = _resume_inputs()
     cfg = MonteCarloConfig(k=1, unit_size=2, show_progress=False)
     full = label_monte_carlo(problems, rollouts, verdicts, config=cfg, continue_fn=Hashed(problems),
                              out_dir=tmp_path / "full")
@@ -195,3 +201,40 @@ def test_real_model_path(trained_policy_dir, arithmetic_task):
         assert lab.values[-1] == 0.0 and lab.first_error is not None
         assert all(v in (0.0, 1.0) for v in lab.values) and lab.prefix_value in (0.0, 1.0)
     assert labs == label_monte_carlo(problems, rollouts, verdicts, model, tok, cfg)  # seeded: reproducible
+
+
+DIST_SCRIPT = """
+import json, os, sys
+sys.path[:0] = [{tests!r}, {root!r}]
+from test_steps_mc import _resume_inputs, Hashed
+from negrl.steps.monte_carlo import MonteCarloConfig, label_monte_carlo
+problems, rollouts, verdicts = _resume_inputs()
+labs = label_monte_carlo(problems, rollouts, verdicts, config=MonteCarloConfig(k=1, unit_size=2, show_progress=False),
+                         continue_fn=Hashed(problems), out_dir=sys.argv[1])
+with open(os.path.join(sys.argv[1], "result-" + os.environ["RANK"] + ".json"), "w") as f:
+    json.dump([lab.to_row() for lab in labs], f)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_split_units_and_agree(tmp_path):
+    """torchrun with 2 CPU processes: units split, one stage per process, every process returns all labels."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    script = tmp_path / "run.py"
+    script.write_text(DIST_SCRIPT.format(tests=str(tests), root=str(tests.parent)))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script), str(tmp_path / "out")], check=True,
+                   capture_output=True, timeout=600)
+    problems, rollouts, verdicts = _resume_inputs()
+    single = label_monte_carlo(problems, rollouts, verdicts, config=MonteCarloConfig(k=1, unit_size=2),
+                               continue_fn=Hashed(problems))
+    expected = [lab.to_row() for lab in single]
+    for rank in (0, 1):
+        assert json.loads((tmp_path / "out" / f"result-{rank}.json").read_text()) == expected
+    assert (tmp_path / "out" / "proc-00-of-02" / "manifest.json").exists()
+    assert (tmp_path / "out" / "proc-01-of-02" / "manifest.json").exists()

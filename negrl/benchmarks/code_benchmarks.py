@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import os
 from pathlib import Path
-from typing import Any
 
 from negrl.benchmarks import field, hub_records, read_records, resolve_file
 from negrl.records import Problem

@@ -154,7 +154,7 @@ def evaluate(cfg: LikraExperimentConfig, show_progress: bool = True) -> dict[str
         if cfg.eval_points is not None:
             points = {n: p for n, p in points.items() if n in cfg.eval_points or n == max(points)}
         done[head] = {}
-        for n, path in points.items():
+        for n, path in sorted(points.items(), reverse=True):  # the full-data checkpoint first
             f = cache / f"{head}_n{n}.pt"
             if not f.exists():
                 load_head(model, path, head)
@@ -249,7 +249,13 @@ def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
 def _parse_value(text: str) -> Any:
     import yaml
 
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load_experiment_config(path: str | Path | None, overrides: list[str] | None = None) -> LikraExperimentConfig:

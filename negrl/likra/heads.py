@@ -124,7 +124,8 @@ class PowerOfTwoCheckpoint(TrainerCallback):
         if n < self.min_examples and not last:
             return
         out = self.root / f"n{n}"
-        model.save_pretrained(str(out), selected_adapters=[self.head])
+        if state.is_world_process_zero:
+            model.save_pretrained(str(out), selected_adapters=[self.head])
         self.saved.append(out / self.head)
 
 
@@ -148,12 +149,13 @@ def train_head(
     output_dir = Path(output_dir)
     dataset = tokenize_pairs(tokenizer, prompts, answers, config.max_length)
     model.set_adapter(head)  # the active adapter is the only trainable one
-    args = cpu_safe_sft_config(
-        output_dir=str(output_dir / "trainer" / head), learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type, per_device_train_batch_size=config.batch_size,
-        num_train_epochs=config.num_epochs, seed=config.seed, max_length=config.max_length,
-        logging_steps=max(1, len(dataset) // config.batch_size // 10), **sft_overrides,
-    )
+    settings: dict[str, Any] = {
+        "output_dir": str(output_dir / "trainer" / head), "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler_type, "per_device_train_batch_size": config.batch_size,
+        "num_train_epochs": config.num_epochs, "seed": config.seed, "max_length": config.max_length,
+        "logging_steps": max(1, len(dataset) // config.batch_size // 10),
+    }
+    args = cpu_safe_sft_config(**{**settings, **sft_overrides})
     callbacks = []
     if config.checkpoint_every_power_of_two:
         world = max(1, args.world_size)

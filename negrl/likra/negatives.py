@@ -66,7 +66,7 @@ def _pick_own(wrong: list[int], pick: str, rng: random.Random, scores: Sequence[
 
 def choice_pairs(
     problems: Sequence[Problem],
-    spec: NegativeSpec = NegativeSpec(),
+    spec: NegativeSpec | None = None,
     seed: int = 42,
     base_scores: Sequence[Sequence[float]] | None = None,
     unrelated_texts: Sequence[str] | None = None,
@@ -86,6 +86,7 @@ def choice_pairs(
     Returns:
         ``((pos_prompts, pos_answers), (neg_prompts, neg_answers))``.
     """
+    spec = spec or NegativeSpec()
     if spec.source == "unrelated" and not unrelated_texts:
         raise ValueError("source='unrelated' needs unrelated_texts")
     if base_scores is not None and len(base_scores) != len(problems):

@@ -109,16 +109,23 @@ def _heads(mode: str) -> set[str]:
 
 @dataclass
 class RerankConfig:
-    """A reranking run: sample, verify, train both heads on verified samples, rerank held-out samples.
+    """A reranking run on the shared pipeline's data: sample, verify, train both heads, rerank held-out samples.
 
     Attributes:
-        k: Samples per problem (temperature ``temperature``).
-        n_train / n_test: Training / held-out problems.
+        base_policy: Policy directory (or id) that samples the candidates; the heads are LoRA on it.
+        output_dir: Where the pipeline stages (rollouts), the heads and ``rerank.jsonl`` go.
+        task / task_kwargs: The task (an embedded task or a benchmark of ``negrl.benchmarks``).
+        k: Samples per problem (temperature ``temperature``), for training and for reranking.
+        n_train / n_test: Training prompts (verified samples train the heads) / held-out problems reranked.
         heads: LoRA settings of both heads.
         ws: Negative-head weights reported.
         seed: Sampling and training seed.
     """
 
+    base_policy: str = "runs/base/arithmetic"
+    output_dir: str = "outputs/likra/rerank_arithmetic"
+    task: str = "arithmetic"
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
     k: int = 8
     n_train: int = 512
     n_test: int = 256
@@ -129,37 +136,53 @@ class RerankConfig:
     score_batch_size: int = 64
     seed: int = 0
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> RerankConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        d = dict(d)
+        if isinstance(d.get("heads"), dict):
+            d["heads"] = LikraConfig(**d["heads"])
+        return cls(**d)
 
-def sample_and_verify(
-    model: Any, tokenizer: Any, problems: Sequence[Problem], cfg: RerankConfig, seed: int
-) -> tuple[list[Rollout], list[Verdict]]:
-    from negrl.generation import GenerationConfig, generate_rollouts
+
+def _pipeline_samples(cfg: RerankConfig, problems: list[Problem], model: Any, tokenizer: Any, sub: str, seed: int):
+    """k verified samples per problem through the pipeline's resumable sampling stage (``{output_dir}/{sub}``)."""
+    from negrl.pipeline import PipelineConfig, sample_rollouts
     from negrl.verifiers import verify_rollouts
 
-    gen = GenerationConfig(num_samples=cfg.k, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                           seed=seed, show_progress=False)
-    rollouts = generate_rollouts(problems, model, tokenizer, gen)
-    return rollouts, verify_rollouts(list(problems), rollouts)
+    pcfg = PipelineConfig(base_policy=cfg.base_policy, output_dir=str(Path(cfg.output_dir) / sub), task=cfg.task,
+                          task_kwargs=cfg.task_kwargs, seed=seed, samples_per_prompt=cfg.k,
+                          temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    rollouts = sample_rollouts(pcfg, problems, model, tokenizer)
+    return rollouts, verify_rollouts(problems, rollouts)
 
 
-def run_rerank(
-    model: Any, tokenizer: Any, train: Sequence[Problem], test: Sequence[Problem], cfg: RerankConfig,
-    output_dir: str | Path,
-) -> list[dict[str, Any]]:
-    """The whole reranking experiment on a plain (non-peft) policy; returns ``rerank_metrics`` rows plus counts."""
-    write_run_config(output_dir, rerank=cfg)
-    tr_rollouts, tr_verdicts = sample_and_verify(model, tokenizer, train, cfg, cfg.seed)
-    te_rollouts, te_verdicts = sample_and_verify(model, tokenizer, test, cfg, cfg.seed + 1)
+def run_rerank(cfg: RerankConfig) -> list[dict[str, Any]]:
+    """The whole reranking experiment; returns ``rerank_metrics`` rows plus a ``counts`` row."""
+    from negrl.modeling import load_policy
+    from negrl.pipeline import PipelineConfig, split_problems
+
+    out = Path(cfg.output_dir)
+    write_run_config(out, rerank=cfg)
+    train, test = split_problems(PipelineConfig(base_policy=cfg.base_policy, task=cfg.task,
+                                                task_kwargs=cfg.task_kwargs, n_prompts=cfg.n_train,
+                                                n_test=cfg.n_test, seed=cfg.seed))
+    model, tokenizer = load_policy(cfg.base_policy)
+    tr_rollouts, tr_verdicts = _pipeline_samples(cfg, train, model, tokenizer, "train", cfg.seed)
+    te_rollouts, te_verdicts = _pipeline_samples(cfg, test, model, tokenizer, "test", cfg.seed + 1)
     (pp, pa), (np_, na) = verified_pairs(train, tr_rollouts, tr_verdicts)
     if not pa or not na:
         raise ValueError(f"need both verified positives and negatives; got {len(pa)} and {len(na)}")
     peft_model = attach_heads(model, cfg.heads)
-    train_head(peft_model, tokenizer, "pos", pp, pa, cfg.heads, output_dir, disable_tqdm=True)
-    train_head(peft_model, tokenizer, "neg", np_, na, cfg.heads, output_dir, disable_tqdm=True)
+    train_head(peft_model, tokenizer, "pos", pp, pa, cfg.heads, out, disable_tqdm=True)
+    train_head(peft_model, tokenizer, "neg", np_, na, cfg.heads, out, disable_tqdm=True)
     by_id = {p.problem_id: p for p in test}
     logps = answer_logprobs(peft_model, tokenizer, [by_id[r.problem_id].prompt for r in te_rollouts],
                             [r.completion for r in te_rollouts], heads=("pos", "neg", BASE),
                             batch_size=cfg.score_batch_size)
     rows = rerank_metrics(te_rollouts, te_verdicts, logps, cfg.ws, cfg.seed)
-    rows.append({"method": "counts", "train_pos": len(pa), "train_neg": len(na), "test_candidates": len(te_rollouts)})
+    rows.append({"method": "counts", "train_pos": len(pa), "train_neg": len(na), "test_candidates": len(te_rollouts),
+                 "test_problems": len(test)})
     return rows

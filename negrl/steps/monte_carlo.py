@@ -333,10 +333,11 @@ def label_monte_carlo(
         writer = StageWriter(out_dir, StepLabels, _stage_config(config, items, model_name)) if out_dir else None
         labelled = _run_units(units, plan, items, continue_fn, config, writer)
     else:
+        import torch
         from accelerate import PartialState
         from accelerate.utils import gather_object
 
-        state = PartialState()
+        state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes need the gloo backend asked for
         with state.split_between_processes(units) as my_units:
             sub = Path(out_dir) / f"proc-{state.process_index:02d}-of-{n_proc:02d}" if out_dir else None
             writer = StageWriter(sub, StepLabels, _stage_config(config, items, model_name)) if sub else None

@@ -106,10 +106,11 @@ def generate_problems(
 ) -> list[Problem]:
     """``n`` problems on distinct graphs, deterministic in ``seed``.
 
-    ``exclude`` holds graph keys (``meta["graph"]``) or problem ids; a problem whose graph or id is in it is skipped.
+    ``exclude`` holds graph keys (``meta["graph"]``) or problem ids (``"star:<graph>:<target>"``); a problem on an
+    excluded graph is skipped, whatever its target.
     """
     rng = random.Random(f"path_star/{cfg.name}/{seed}")
-    seen: set[str] = set(exclude)
+    seen: set[str] = {e.split(":")[1] if e.startswith("star:") else e for e in exclude}
     out: list[Problem] = []
     attempts = 0
     while len(out) < n:
@@ -117,7 +118,7 @@ def generate_problems(
         if attempts > 50 * n + 1000:
             raise ValueError(f"could not find {n} distinct graphs for {cfg} (the id range is too small)")
         p = make_problem(rng, cfg)
-        if p.meta["graph"] not in seen and p.problem_id not in seen:
+        if p.meta["graph"] not in seen:
             seen.add(p.meta["graph"])
             out.append(p)
     return out

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import SaveStrategy
 from trl.trainer.utils import selective_log_softmax
 
 from negrl.trainer_defaults import DeviceDefaults
@@ -208,7 +209,7 @@ def sequence_logps(
 
 @dataclass
 class WeightedCompletionConfig(DeviceDefaults, TrainingArguments):
-    """``TrainingArguments`` for weighted-completion trainers (device-aware bf16, no checkpoints or reports by default).
+    """``TrainingArguments`` for weighted-completion trainers (device-aware bf16, no checkpoints by default).
 
     Attributes:
         max_length: Tokens kept per row when the trainer tokenises ``prompt``/``completion`` rows itself.
@@ -216,8 +217,7 @@ class WeightedCompletionConfig(DeviceDefaults, TrainingArguments):
     """
 
     bf16: bool | None = field(default=None, metadata={"help": "None: bf16 only on a bf16-capable GPU."})
-    report_to: Any = field(default="none", metadata={"help": "Loggers to report to."})
-    save_strategy: Any = field(default="no", metadata={"help": "Checkpoint strategy (recipes save at the end)."})
+    save_strategy: SaveStrategy | str = field(default="no", metadata={"help": "Checkpoint strategy (recipes save at the end)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
 
     max_length: int | None = field(default=1024, metadata={"help": "Max tokens per row (prompt + completion)."})

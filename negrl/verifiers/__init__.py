@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from negrl.records import Problem, Rollout, Verdict
+from negrl.tasks import arithmetic, multipath, path_star
 from negrl.verifiers import choice
 from negrl.verifiers import code as code_verifier
 from negrl.verifiers import math as math_verifier
-from negrl.tasks import arithmetic, multipath, path_star
 
 
 Verifier = Callable[[Problem, str], Verdict]
@@ -39,7 +39,22 @@ def verify(problem: Problem, completion: str, rollout_id: str = "") -> Verdict:
     return verdict
 
 
-def verify_rollouts(problems: dict[str, Problem] | list[Problem], rollouts: list[Rollout]) -> list[Verdict]:
-    """Verify each rollout against its problem (looked up by ``problem_id``)."""
+def verify_rollouts(
+    problems: dict[str, Problem] | list[Problem], rollouts: list[Rollout], max_workers: int = 1
+) -> list[Verdict]:
+    """Verify each rollout against its problem (looked up by ``problem_id``), in input order.
+
+    ``max_workers > 1`` verifies in a thread pool: every verifier is thread-safe (math-verify runs without signal
+    timeouts outside the main thread; code runs in its own sandboxed subprocess, so threads overlap well).
+    """
     by_id = problems if isinstance(problems, dict) else {p.problem_id: p for p in problems}
-    return [verify(by_id[r.problem_id], r.completion, rollout_id=r.rollout_id) for r in rollouts]
+
+    def one(r: Rollout) -> Verdict:
+        return verify(by_id[r.problem_id], r.completion, rollout_id=r.rollout_id)
+
+    if max_workers <= 1 or len(rollouts) < 2:
+        return [one(r) for r in rollouts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        return list(pool.map(one, rollouts))

@@ -90,7 +90,7 @@ def _negrl_main(solution, setup, cases, use_guard):
     if use_guard:
         _negrl_guard(cwd, harness)
     import builtins
-    scope = {{"__name__": "__main__", "__builtins__": builtins}}
+    scope = {{"__name__": "__solution__", "__builtins__": builtins}}  # `if __name__ == "__main__":` blocks do not run
     passed, error = 0, None
 
     def run(src, name):
@@ -178,7 +178,7 @@ def run_tests(
     program = HARNESS.format(guard=GUARD, mark=DONE_MARK, started=STARTED_MARK, solution=solution, setup=setup, cases=cases,
                              use_guard=python_guard)  # fmt: skip
     result = run_python(program, limits=limits, stdin=nonce + "\n")
-    if f"{STARTED_MARK} {nonce}" not in result.stdout:
+    if f"{STARTED_MARK} {nonce}" not in result.stdout_head:
         raise OSError(f"the sandboxed interpreter did not start: {_last_error_line(result) or result.returncode}")
     report = None
     for line in reversed(result.stdout.splitlines()):

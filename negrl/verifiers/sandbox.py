@@ -64,7 +64,10 @@ class SandboxLimits:
 
 @dataclass
 class SandboxResult:
-    """Outcome of a sandboxed run. ``returncode`` is negative for a signal (``-9`` = killed)."""
+    """Outcome of a sandboxed run. ``returncode`` is negative for a signal (``-9`` = killed).
+
+    ``stdout`` / ``stderr`` are the last ``max_output_chars`` of each stream; ``stdout_head`` the first 1,000 chars.
+    """
 
     returncode: int | None
     stdout: str
@@ -72,6 +75,7 @@ class SandboxResult:
     timed_out: bool
     wall_s: float
     isolation: str
+    stdout_head: str = ""
 
 
 # A fresh uid per call (as root): rlimits on processes and signal permissions are per uid, so concurrent sandboxes
@@ -150,6 +154,18 @@ def _preexec(limits: SandboxLimits, nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _tail(f, n_chars: int) -> str:
+    """The last ``n_chars`` (about) of an output file, decoded leniently."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - 4 * n_chars))
+    return f.read().decode("utf-8", errors="replace")[-n_chars:]
+
+
+def _head(f, n_chars: int) -> str:
+    f.seek(0)
+    return f.read(4 * n_chars).decode("utf-8", errors="replace")[:n_chars]
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -182,6 +198,7 @@ def run_python(
     # A fresh uid starts at 0 processes; otherwise the cap must leave room for the user's existing processes.
     nproc = limits.max_processes if uid is not None or os.geteuid() == 0 else limits.max_processes + _own_process_count()
     workdir = tempfile.mkdtemp(prefix="negrl_sandbox_")
+    outdir = tempfile.mkdtemp(prefix="negrl_sandbox_out_")  # not reachable by the program (0700, another uid)
     try:
         script = os.path.join(workdir, "main.py")
         with open(script, "w", encoding="utf-8") as f:
@@ -190,32 +207,34 @@ def run_python(
             os.chown(workdir, uid, uid)
             os.chown(script, uid, uid)
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            _prefix(isolation, uid) + [python or sandbox_python(isolation), "-I", "-S", "-B", script],
-            cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=lambda: _preexec(limits, nproc), close_fds=True,
-        )  # fmt: skip
-        timed_out = False
-        try:
-            out, err = proc.communicate(stdin.encode(), timeout=limits.wall_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
+        # Output goes to files, not pipes: RLIMIT_FSIZE bounds them (a print loop cannot fill the parent's memory)
+        # and no grandchild can block the parent by holding a pipe open.
+        with open(os.path.join(outdir, "out"), "w+b") as out_f, open(os.path.join(outdir, "err"), "w+b") as err_f:
+            start = time.monotonic()
+            proc = subprocess.Popen(
+                _prefix(isolation, uid) + [python or sandbox_python(isolation), "-I", "-S", "-B", script],
+                cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=out_f, stderr=err_f,
+                start_new_session=True, preexec_fn=lambda: _preexec(limits, nproc), close_fds=True,
+            )  # fmt: skip
             try:
-                out, err = proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:  # an escaped grandchild holds the pipes (only without namespaces)
-                proc.kill()
-                out, err = b"", b"sandbox: output lost (pipes held open after kill)"
-        _kill_group(proc)  # stragglers that left the process group die with the PID namespace; this gets the rest
-        n = limits.max_output_chars
-        return SandboxResult(
-            returncode=proc.returncode,
-            stdout=out.decode("utf-8", errors="replace")[-n:],
-            stderr=err.decode("utf-8", errors="replace")[-n:],
-            timed_out=timed_out,
-            wall_s=time.monotonic() - start,
-            isolation=isolation,
-        )
+                proc.stdin.write(stdin.encode())  # small (a nonce): fits in the pipe buffer, never blocks
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.wall_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc)
+                proc.wait()
+            _kill_group(proc)  # stragglers that left the group die with the PID namespace; this gets the rest
+            wall = time.monotonic() - start
+            return SandboxResult(
+                returncode=proc.returncode, stdout=_tail(out_f, limits.max_output_chars),
+                stderr=_tail(err_f, limits.max_output_chars), timed_out=timed_out, wall_s=wall, isolation=isolation,
+                stdout_head=_head(out_f, 1000),
+            )  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(outdir, ignore_errors=True)

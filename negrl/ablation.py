@@ -1,0 +1,573 @@
+"""How much do negatives buy? The negative-volume ablation and the data-efficiency curve (Setlur et al. 2024, Fig. 1).
+
+Both experiments sample **once** per seed (the shared pipeline's cached data stages, ``negrl.pipeline.prepare_data``,
+with the largest volume any point needs) and then *subsample* the cached records per sweep point, so no rollout or
+step label is ever regenerated:
+
+- ``subsample_negatives``: every positive (verified-correct rollout) is kept; the wrong rollouts of each problem are
+  taken in a fixed seeded order (``negative_order``) and cut to the point's volume — ``"per_problem"`` keeps ``v``
+  of them, ``"ratio"`` keeps ``floor(v · #positives)``. A smaller point's negatives are always a prefix (subset) of a
+  larger point's. Volume 0 has no negatives: it trains the sweep's ``zero_method`` (default ``"rft"``: the same
+  positives, no negatives), so all volume-0 points of a seed are one shared run.
+- ``subsample_problems``: the first ``n`` post-training problems (a nested prefix) with their records.
+
+Each point runs one registered pipeline method (``negrl.pipeline.METHODS``) on the subsampled data in its own
+directory ``<output_dir>/points/<key>/seed<k>/`` (model, eval JSON, resolved config) and leaves ``row.json``; a rerun
+reads the rows of finished points and trains nothing. Likra sweeps (``kind: "likra"``) train the positive and the
+negative head once per seed (``negrl.likra.experiment``: power-of-two checkpoints) and read the whole negative-volume
+curve from the cached checkpoint scores.
+
+Outputs: ``runs.csv`` (one row per method × volume × seed), ``table.md`` (mean ± std over seeds), PNG plots (mean with
+a min–max band over seeds), and for the efficiency curve the multiplier of positive data that SFT / RFT need to match
+per-step DPO (``data_multiplier``: interpolation in log #problems).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from negrl.pipeline import (
+    METHODS,
+    PipelineConfig,
+    PipelineData,
+    evaluate_method,
+    load_pipeline_config,
+    prepare_data,
+    run_method,
+    write_resolved_config,
+)
+
+
+KINDS = ("per_problem", "ratio", "likra")
+PAIR_METHODS = ("step_dpo", "step_dpo_prefix", "outcome_dpo")  # builders with their own per-problem pair cap
+CSV_FIELDS = ["experiment", "method", "trained_as", "kind", "volume", "seed", "greedy", "sampled", "rows", "seconds"]
+PrepareFn = Callable[[PipelineConfig], PipelineData]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Subsampling cached records (deterministic, nested)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def negative_order(problem_id: str, rollout_ids: Sequence[str], seed: int) -> list[str]:
+    """The fixed order in which a problem's wrong rollouts enter the sweep (seeded per problem, input-order free)."""
+    ids = sorted(rollout_ids)
+    random.Random(f"negatives/{seed}/{problem_id}").shuffle(ids)
+    return ids
+
+
+def negatives_kept(n_wrong: int, n_correct: int, kind: str, volume: float) -> int:
+    """How many of a problem's ``n_wrong`` negatives a point of ``kind`` / ``volume`` keeps (monotone in volume)."""
+    if volume < 0:
+        raise ValueError(f"volume must be >= 0, got {volume}")
+    if kind == "per_problem":
+        return min(n_wrong, int(volume))
+    if kind == "ratio":
+        return min(n_wrong, int(math.floor(volume * n_correct + 1e-9)))
+    raise ValueError(f"kind must be 'per_problem' or 'ratio' for rollout subsampling, got {kind!r}")
+
+
+def _restrict(data: PipelineData, problems: list[Any], keep_ids: set[str]) -> PipelineData:
+    return dataclasses.replace(
+        data, problems=problems,
+        rollouts=[r for r in data.rollouts if r.rollout_id in keep_ids],
+        verdicts=[v for v in data.verdicts if v.rollout_id in keep_ids],
+        step_labels=[s for s in data.step_labels if s.rollout_id in keep_ids])
+
+
+def subsample_negatives(data: PipelineData, kind: str, volume: float, seed: int) -> PipelineData:
+    """All positives and unverifiable rollouts, plus the first ``negatives_kept`` wrong rollouts of each problem."""
+    correct = {v.rollout_id: v.correct for v in data.verdicts}
+    by_problem: dict[str, list[str]] = {}
+    for r in data.rollouts:
+        by_problem.setdefault(r.problem_id, []).append(r.rollout_id)
+    keep: set[str] = set()
+    for pid, ids in by_problem.items():
+        wrong = [i for i in ids if correct.get(i) is False]
+        n_pos = sum(1 for i in ids if correct.get(i) is True)
+        keep |= {i for i in ids if correct.get(i) is not False}
+        keep |= set(negative_order(pid, wrong, seed)[: negatives_kept(len(wrong), n_pos, kind, volume)])
+    return _restrict(data, list(data.problems), keep)
+
+
+def subsample_problems(data: PipelineData, n: int) -> PipelineData:
+    """The first ``n`` post-training problems (nested: a smaller ``n`` is a prefix) and all their records."""
+    if n > len(data.problems):
+        raise ValueError(f"n_problems={n} but only {len(data.problems)} post-training problems are cached")
+    problems = list(data.problems[:n])
+    pids = {p.problem_id for p in problems}
+    return _restrict(data, problems, {r.rollout_id for r in data.rollouts if r.problem_id in pids})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Configs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepSpec:
+    """One swept axis: ``method`` at each of ``values`` of ``kind`` (``per_problem`` / ``ratio`` / ``likra``).
+
+    Attributes:
+        zero_method: What volume 0 trains (no negatives), default ``"rft"`` — the same positives, no negatives.
+        options: Method options merged over the pipeline's ``method_options[method]`` for this sweep.
+        optional: Skip (with a note) instead of failing when ``method`` is not registered in ``METHODS``.
+        likra: ``LikraExperimentConfig`` fields for ``kind: likra`` (``seed`` / ``output_dir`` are set per seed).
+        likra_w / likra_metric / likra_mode: Which Likra score is reported (``acc`` or ``acc_norm``).
+    """
+
+    method: str
+    kind: str
+    values: list[float]
+    zero_method: str = "rft"
+    options: dict[str, Any] = field(default_factory=dict)
+    optional: bool = False
+    likra: dict[str, Any] = field(default_factory=dict)
+    likra_w: float = 1.0
+    likra_metric: str = "acc"
+    likra_mode: str = "likra"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"sweep {self.method!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if not self.values or sorted(self.values) != list(self.values):
+            raise ValueError(f"sweep {self.method!r}: values must be non-empty and ascending, got {self.values}")
+
+
+@dataclass
+class AblationConfig:
+    """The negative-volume ablation (``kind != None`` sweeps) or the data-efficiency curve (``n_problems``).
+
+    Attributes:
+        pipeline_config: A pipeline YAML (e.g. ``recipes/configs/step_rl/arithmetic.yaml``) whose fields are the base.
+        pipeline: ``PipelineConfig`` overrides over that file (its ``output_dir`` is ``data_dir``).
+        data_dir: Where the sampled data is cached (default ``<output_dir>/data``); experiments with the same
+            pipeline settings can share it (same prompts, samples and labels; nothing sampled twice).
+        seeds: Seeds; each has its own post-training prompts, samples, labels and training seed.
+        sweeps: Negative-volume axes (ablation).
+        n_problems / methods: Efficiency curve: training-set sizes and the methods trained at each.
+        method_sizes: Per-method sizes overriding ``n_problems`` (e.g. the target only at small sizes, the
+            references up to 8× larger: the multiplier needs the reference curve to reach the target).
+        target / references / metric: The multiplier of positive data each reference needs to match ``target``.
+        bootstrap: Bootstrap resamples over seeds for the multiplier interval (0 = none).
+    """
+
+    output_dir: str = "runs/ablation/arithmetic"
+    pipeline_config: str | None = None
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    sweeps: list[SweepSpec] = field(default_factory=list)
+    n_problems: list[int] = field(default_factory=list)
+    methods: list[str] = field(default_factory=lambda: ["sft_more", "rft", "step_dpo"])
+    method_sizes: dict[str, list[int]] = field(default_factory=dict)
+    target: str = "step_dpo"
+    references: list[str] = field(default_factory=lambda: ["sft_more", "rft"])
+    metric: str = "greedy"
+    bootstrap: int = 1000
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> AblationConfig:
+        """Load a YAML (unknown keys are an error naming the file) plus non-None overrides."""
+        d = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a mapping of ablation fields, got {type(d).__name__}")
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown ablation field(s) {unknown}")
+        sweeps = []
+        for i, s in enumerate(d.pop("sweeps", []) or []):
+            try:
+                sweeps.append(SweepSpec(**s))
+            except TypeError as e:
+                raise ValueError(f"{path}: sweeps[{i}]: {e}") from None
+        return cls(sweeps=sweeps, **d)
+
+    def pipeline_cfg(self) -> PipelineConfig:
+        """The shared data configuration: cached once under ``<output_dir>/data/seed<k>``."""
+        over = {**self.pipeline, "output_dir": self.data_dir or str(Path(self.output_dir) / "data")}
+        sizes = list(self.n_problems) + [n for v in self.method_sizes.values() for n in v]
+        if sizes:
+            over["n_prompts"] = max(sizes)
+        return load_pipeline_config(self.pipeline_config, **over)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(self), default=str)), sort_keys=False)
+        path.write_text(text, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running points (cached per point) and sweeps
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def point_options(cfg: PipelineConfig, method: str, extra: dict[str, Any], uncapped: bool) -> dict[str, Any]:
+    """The method's options for a point; ``uncapped`` lifts the pair builder's own cap (subsampling sets volume)."""
+    opts = {**cfg.method_options.get(method, {}), **extra}
+    if uncapped and method in PAIR_METHODS:
+        opts["pairs"] = {**opts.get("pairs", {}), "negatives_per_problem": None}
+    return opts
+
+
+def run_point(
+    cfg: PipelineConfig, root: Path, key: str, method: str, data: PipelineData | None, options: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Train ``method`` on ``data`` in ``root/points/<key>/seed<k>`` and evaluate it; cached in ``row.json``.
+
+    ``data=None`` (report-only mode) returns the cached row or None for a point that has not finished."""
+    pcfg = dataclasses.replace(cfg, output_dir=str(root / "points" / key),
+                               method_options={**cfg.method_options, method: options})
+    row_path = pcfg.run_dir / "row.json"
+    if row_path.exists():
+        return json.loads(row_path.read_text(encoding="utf-8"))
+    if data is None:
+        return None
+    if method not in METHODS:
+        raise ValueError(f"point {key}: method {method!r} is not registered; registered: {sorted(METHODS)}")
+    write_resolved_config(pcfg)
+    t0 = time.perf_counter()
+    model_dir = run_method(pcfg, method, data)
+    seconds = time.perf_counter() - t0
+    ev = evaluate_method(pcfg, method, model_dir, data.test_problems)
+    row = {"trained_as": method, "seed": cfg.seed, "greedy": ev["greedy"], "sampled": ev.get("sampled"),
+           "rows": (ev.get("train") or {}).get("rows", 0), "seconds": round(seconds, 2), "model_dir": model_dir}
+    row_path.write_text(json.dumps(row, indent=2), encoding="utf-8")
+    return row
+
+
+def _negative_point(cfg: PipelineConfig, root: Path, spec: SweepSpec, value: float, data: PipelineData | None,
+                    ) -> dict | None:
+    if value == 0:
+        opts = point_options(cfg, spec.zero_method, {}, uncapped=False)
+        sub = subsample_negatives(data, "per_problem", 0, cfg.seed) if data else None
+        row = run_point(cfg, root, f"{spec.zero_method}__no_negatives", spec.zero_method, sub, opts)
+    else:
+        sub = subsample_negatives(data, spec.kind, value, cfg.seed) if data else None
+        opts = point_options(cfg, spec.method, spec.options, uncapped=True)
+        row = run_point(cfg, root, f"{spec.method}__{spec.kind}_{_fmt(value)}", spec.method, sub, opts)
+    return None if row is None else {**row, "method": spec.method, "kind": spec.kind, "volume": value}
+
+
+def likra_rows(spec: SweepSpec, root: Path, seed: int) -> list[dict[str, Any]]:
+    """Train both Likra heads once for this seed (power-of-two checkpoints; skipped when done), score, read volumes."""
+    from negrl.likra import experiment as lx
+
+    out = root / "points" / f"{spec.method}__likra" / f"seed{seed}"
+    lcfg = lx.LikraExperimentConfig.from_dict({**spec.likra, "seed": seed, "output_dir": str(out)},
+                                              where=f"sweep {spec.method!r} likra")
+    marker = out / "trained.json"
+    t0 = time.perf_counter()
+    if not marker.exists():
+        lx.train(lcfg)
+        marker.write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 2)}), encoding="utf-8")
+    lx.evaluate(lcfg, show_progress=False)
+    seconds = json.loads(marker.read_text(encoding="utf-8"))["seconds"]
+    rows = []
+    for r in lx.volume_rows(out, ws=[spec.likra_w]):
+        neg = r["neg_n"]
+        if (neg == 0 and r["mode"] == "sft") or (neg > 0 and r["mode"] == spec.likra_mode and r["w"] == spec.likra_w):
+            if neg in spec.values or not spec.values:
+                rows.append({"method": spec.method, "trained_as": "likra" if neg else "likra_pos_only",
+                             "kind": "likra", "volume": neg, "seed": seed, "greedy": r[spec.likra_metric],
+                             "sampled": None, "rows": neg, "seconds": seconds})
+    return rows
+
+
+def _missing(specs: Sequence[SweepSpec]) -> list[str]:
+    return sorted({s.method for s in specs if s.kind != "likra" and s.method not in METHODS}
+                  | {s.zero_method for s in specs if s.kind != "likra" and 0 in s.values and s.zero_method not in METHODS})
+
+
+def run_ablation(acfg: AblationConfig, prepare: PrepareFn = prepare_data, log: Callable[[str], None] = print,
+                 report_only: bool = False) -> list[dict[str, Any]]:
+    """Every sweep point of every seed (data prepared once per seed; finished points reused); returns the rows.
+
+    ``report_only``: prepare and train nothing; return the rows of the points that have finished."""
+    from tqdm.auto import tqdm
+
+    root = Path(acfg.output_dir)
+    acfg.write(root / "ablation_config.yaml")
+    missing = _missing(acfg.sweeps)
+    specs = []
+    for s in acfg.sweeps:
+        if s.method in missing or (0 in s.values and s.zero_method in missing):
+            if not s.optional:
+                raise ValueError(f"sweep {s.method!r}: method(s) {missing} not registered in negrl.pipeline.METHODS")
+            log(f"skipping sweep {s.method!r} ({s.kind}): not registered in negrl.pipeline.METHODS")
+            continue
+        specs.append(s)
+    base = acfg.pipeline_cfg()
+    rows: list[dict[str, Any]] = []
+    for seed in acfg.seeds:
+        cfg = dataclasses.replace(base, seed=seed)
+        rollout_specs = [s for s in specs if s.kind != "likra"]
+        data = prepare(cfg) if rollout_specs and not report_only else None
+        points = [(s, v) for s in rollout_specs for v in s.values]
+        for s, v in tqdm(points, desc=f"ablation seed {seed}", disable=not cfg.show_progress):
+            row = _negative_point(cfg, root, s, v, data)
+            rows += [] if row is None else [{"experiment": "negatives", **row}]
+        for s in (s for s in specs if s.kind == "likra" and not report_only):
+            rows += [{"experiment": "negatives", **r} for r in likra_rows(s, root, seed)]
+    return rows
+
+
+def run_efficiency(acfg: AblationConfig, prepare: PrepareFn = prepare_data, report_only: bool = False,
+                   ) -> list[dict[str, Any]]:
+    """Each method of ``acfg.methods`` at each ``n_problems`` (nested prefixes of one cached data set per seed).
+
+    ``report_only``: prepare and train nothing; return the rows of the points that have finished."""
+    from tqdm.auto import tqdm
+
+    if not acfg.n_problems and not acfg.method_sizes:
+        raise ValueError("data efficiency: n_problems is empty")
+    unknown = [m for m in acfg.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"data efficiency: method(s) {unknown} not registered; registered: {sorted(METHODS)}")
+    root = Path(acfg.output_dir)
+    acfg.write(root / "efficiency_config.yaml")
+    base = acfg.pipeline_cfg()
+    rows: list[dict[str, Any]] = []
+    for seed in acfg.seeds:
+        cfg = dataclasses.replace(base, seed=seed)
+        data = None if report_only else prepare(cfg)
+        points = sorted((n, m) for m in acfg.methods for n in acfg.method_sizes.get(m, acfg.n_problems))
+        points = [(m, n) for n, m in points]
+        for m, n in tqdm(points, desc=f"efficiency seed {seed}", disable=not cfg.show_progress):
+            opts = point_options(cfg, m, {}, uncapped=False)
+            row = run_point(cfg, root, f"{m}__n{n}", m, subsample_problems(data, n) if data else None, opts)
+            if row is not None:
+                rows.append({"experiment": "efficiency", **row, "method": m, "kind": "n_problems", "volume": n})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Outputs: CSV, Markdown table, plots
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """One line per run with ``CSV_FIELDS`` (extra keys such as ``model_dir`` are left out)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
+    return path
+
+
+def _stats(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, sample std, min, max)."""
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return m, sd, min(values), max(values)
+
+
+def group_rows(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[float, list[dict[str, Any]]]]:
+    """``{(method, kind): {volume: [row per seed]}}`` in first-seen order, volumes ascending."""
+    out: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = {}
+    for r in rows:
+        out.setdefault((r["method"], r["kind"]), {}).setdefault(float(r["volume"]), []).append(r)
+    return {k: dict(sorted(v.items())) for k, v in out.items()}
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Mean ± std over seeds (and per-seed values) of greedy and sampled accuracy for every (method, kind, volume)."""
+    lines = ["| method | kind | volume | trained as | seeds | greedy % (mean ± std) | per-seed greedy | "
+             "sampled % (mean ± std) | rows (mean) | train s (mean) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (method, kind), by_vol in group_rows(rows).items():
+        for vol, rs in by_vol.items():
+            g = _stats([100 * r["greedy"] for r in rs])
+            sampled = [100 * r["sampled"] for r in rs if r.get("sampled") is not None]
+            s = f"{_stats(sampled)[0]:.1f} ± {_stats(sampled)[1]:.1f}" if sampled else "-"
+            per_seed = ", ".join(_pct(r["greedy"]) for r in rs)
+            rows_m = sum(float(r.get("rows") or 0) for r in rs) / len(rs)
+            secs = sum(float(r.get("seconds") or 0) for r in rs) / len(rs)
+            lines.append(f"| {method} | {kind} | {_fmt(vol)} | {rs[0].get('trained_as', method)} | "
+                         f"{','.join(str(r['seed']) for r in rs)} | {g[0]:.1f} ± {g[1]:.1f} | {per_seed} | {s} | "
+                         f"{rows_m:.0f} | {secs:.0f} |")
+    return "\n".join(lines)
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = "greedy", log_x: bool = False,
+                xlabel: str = "volume", title: str = "") -> Path:
+    """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (method, kind), by_vol in group_rows(rows).items():
+        pts = [(v, _stats([100 * r[metric] for r in rs])) for v, rs in by_vol.items()
+               if all(r.get(metric) is not None for r in rs)]
+        if not pts:
+            continue
+        xs = [v for v, _ in pts]
+        label = method if kind in ("n_problems", "per_problem") else f"{method} ({kind})"
+        line, = ax.plot(xs, [s[0] for _, s in pts], marker="o", label=label)
+        ax.fill_between(xs, [s[2] for _, s in pts], [s[3] for _, s in pts], color=line.get_color(), alpha=0.2)
+    if log_x:
+        ax.set_xscale("log", base=2)
+    elif any(float(r["volume"]) == 0 for r in rows):
+        ax.set_xscale("symlog", base=2, linthresh=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"held-out {metric} accuracy (%)")
+    ax.set_title(title or "mean over seeds, band = min–max")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_ablation_outputs(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Path]:
+    """``runs.csv``, ``table.md`` and one PNG per volume kind (``negatives_<kind>.png``) under ``out``."""
+    out = Path(out)
+    paths = {"csv": write_csv(rows, out / "runs.csv")}
+    paths["table"] = out / "table.md"
+    paths["table"].write_text(markdown_table(rows) + "\n", encoding="utf-8")
+    labels = {"per_problem": "negatives per problem", "ratio": "negatives : positives ratio",
+              "likra": "negative-head training examples"}
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        sel = [r for r in rows if r["kind"] == kind]
+        paths[f"plot_{kind}"] = plot_curves(sel, out / f"negatives_{kind}.png", xlabel=labels.get(kind, kind))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The data multiplier: how many problems a reference method needs to match the target's accuracy
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Multiplier:
+    """``n_match / n_target``: ``status`` is ``"interpolated"`` (exact), ``"at_most"`` (the reference already matches
+    at its smallest size: the value is an upper bound) or ``"not_reached"`` (never matches: a lower bound)."""
+
+    value: float
+    status: str
+
+    @property
+    def text(self) -> str:
+        if self.status == "interpolated":
+            return f"{self.value:.2f}×"
+        if self.status == "at_most":
+            return "< 1× (reference already matches)" if self.value <= 1 else f"≤ {self.value:.2f}×"
+        return f"> {self.value:.2f}× (not reached)"
+
+    @property
+    def sort_value(self) -> float:
+        """A number for intervals: bounds count as their bound, ``not_reached`` as +inf."""
+        return math.inf if self.status == "not_reached" else self.value
+
+
+def data_multiplier(curve: Sequence[tuple[float, float]], n_target: float, acc_target: float) -> Multiplier:
+    """How many more problems the reference ``curve`` (``(n_problems, accuracy)`` points) needs to reach
+    ``acc_target``, relative to ``n_target``: the first crossing, interpolated linearly in ``log(n)``."""
+    pts = sorted(curve)
+    if not pts:
+        raise ValueError("data_multiplier: empty reference curve")
+    if pts[0][1] >= acc_target:
+        return Multiplier(pts[0][0] / n_target, "at_most")
+    for (n0, a0), (n1, a1) in zip(pts, pts[1:]):
+        if a0 < acc_target <= a1:
+            t = (acc_target - a0) / (a1 - a0)
+            n = n1 if a1 == acc_target else math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0)))
+            return Multiplier(n / n_target, "interpolated")
+    return Multiplier(pts[-1][0] / n_target, "not_reached")
+
+
+def _curve(rows: Sequence[dict[str, Any]], method: str, metric: str, seeds: Sequence[int]) -> dict[float, float]:
+    """Mean ``metric`` over the rows of ``seeds`` (a seed listed twice counts twice: bootstrap) per #problems."""
+    acc: dict[float, list[float]] = {}
+    for s in seeds:
+        for r in rows:
+            if r["method"] == method and r["seed"] == s:
+                acc.setdefault(float(r["volume"]), []).append(r[metric])
+    return {n: sum(v) / len(v) for n, v in sorted(acc.items())}
+
+
+def multiplier_rows(rows: Sequence[dict[str, Any]], target: str, references: Sequence[str], metric: str = "greedy",
+                    bootstrap: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """For every size N of ``target`` and every reference: the multiplier of the mean curves, the per-seed
+    multipliers (min–max) and a bootstrap-over-seeds 5–95% interval."""
+    seeds = sorted({r["seed"] for r in rows if r["method"] == target})
+    rng = random.Random(seed)
+    draws = [[rng.choice(seeds) for _ in seeds] for _ in range(bootstrap)]
+    out = []
+    for ref in references:
+        for n, acc in _curve(rows, target, metric, seeds).items():
+            mean = data_multiplier(list(_curve(rows, ref, metric, seeds).items()), n, acc)
+            per_seed = [data_multiplier(list(_curve(rows, ref, metric, [s]).items()), n,
+                                        _curve(rows, target, metric, [s])[n]) for s in seeds]
+            boot = sorted(data_multiplier(list(_curve(rows, ref, metric, d).items()), n,
+                                          _curve(rows, target, metric, d)[n]).sort_value for d in draws)
+            interval = (boot[int(0.05 * (len(boot) - 1))], boot[int(0.95 * (len(boot) - 1))]) if boot else None
+            out.append({"target": target, "reference": ref, "n_problems": n, "target_acc": acc,
+                        "reference_acc_same_n": _curve(rows, ref, metric, seeds).get(n), "multiplier": mean,
+                        "per_seed": per_seed, "bootstrap_90": interval})
+    return out
+
+
+def _interval_text(iv: tuple[float, float] | None) -> str:
+    if iv is None:
+        return "-"
+    return "[" + ", ".join("∞" if math.isinf(x) else f"{x:.2f}×" for x in iv) + "]"
+
+
+def multiplier_table(mrows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: per target size and reference, the matched multiplier with per-seed values and bootstrap interval."""
+    lines = ["| reference | target N | target acc % | reference acc % at same N | multiplier (mean curves) | "
+             "per-seed | bootstrap 90% over seeds |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for m in mrows:
+        per_seed = "; ".join(x.text for x in m["per_seed"])
+        lines.append(f"| {m['reference']} | {_fmt(m['n_problems'])} | {_pct(m['target_acc'])} | "
+                     f"{_pct(m['reference_acc_same_n'])} | {m['multiplier'].text} | {per_seed} | "
+                     f"{_interval_text(m['bootstrap_90'])} |")
+    return "\n".join(lines)
+
+
+def write_efficiency_outputs(rows: Sequence[dict[str, Any]], acfg: AblationConfig, out: str | Path) -> dict[str, Any]:
+    """``runs.csv``, ``table.md``, ``multiplier.md`` / ``multiplier.json`` and ``efficiency.png`` under ``out``."""
+    out = Path(out)
+    paths: dict[str, Any] = {"csv": write_csv(rows, out / "runs.csv")}
+    paths["table"] = out / "table.md"
+    paths["table"].write_text(markdown_table(rows) + "\n", encoding="utf-8")
+    mrows = multiplier_rows(rows, acfg.target, [r for r in acfg.references if any(x["method"] == r for x in rows)],
+                            acfg.metric, acfg.bootstrap)
+    paths["multiplier"] = out / "multiplier.md"
+    paths["multiplier"].write_text(multiplier_table(mrows) + "\n", encoding="utf-8")
+    js = [{**m, "multiplier": dataclasses.asdict(m["multiplier"]) | {"text": m["multiplier"].text},
+           "per_seed": [x.text for x in m["per_seed"]]} for m in mrows]
+    (out / "multiplier.json").write_text(json.dumps(js, indent=2, default=str), encoding="utf-8")
+    paths["plot"] = plot_curves(rows, out / "efficiency.png", metric=acfg.metric, log_x=True,
+                                xlabel="training problems (log scale)")
+    paths["multiplier_rows"] = mrows
+    return paths

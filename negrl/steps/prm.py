@@ -1,0 +1,257 @@
+"""A process reward model (PRM) on any causal LM: trainer (transformers ``Trainer``, optional LoRA) and scorer.
+
+TRL removed its ``PRMTrainer`` (``reference/anchors.md``); this is the small replacement negrl needs.
+
+Design (kept simple, works for every causal LM without a new head): the PRM reads the input
+``prompt ⊕ step_1 ⊕ … ⊕ step_L`` unchanged (no separator tokens are inserted) and, at the **last token of each
+step**, compares the LM-head logits of two label tokens, ``"+"`` and ``"-"`` by default:
+``P(step correct) = sigmoid(logit["+"] − logit["-"])`` (Math-Shepherd-style label tokens). One forward pass scores
+every step of a rollout. Training minimises ``negrl.losses.prm_step_loss`` (binary cross-entropy) on hard labels
+(``True``/``False``) or soft ones (Monte-Carlo values in [0, 1]); ``None`` labels are masked out. With a BPE
+tokenizer a token can straddle a step boundary; the step is then read at the last token that *starts* inside it.
+
+Data: TRL's stepwise-supervision rows ``{"prompt": str, "completions": [step texts], "labels": [bool | float |
+None]}``; ``prm_rows`` builds them from ``StepLabels`` (e.g. Monte-Carlo labels). The prompt is the problem's raw
+prompt (no chat template), for training and scoring alike.
+
+Save / load: ``PRMScorer.save_pretrained(dir)`` writes a plain model directory (a LoRA adapter is merged into a copy
+of the model first) plus ``prm.json`` (label tokens, threshold λ); ``PRMScorer.from_pretrained(dir)`` loads it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainingArguments
+
+from negrl.losses import prm_step_loss
+from negrl.records import Problem, Rollout, StepLabels
+from negrl.steps.consensus import first_error_of
+from negrl.steps.segment import segment
+from negrl.trainer_defaults import DeviceDefaults
+
+
+IGNORE = -100.0
+PRM_FILE = "prm.json"
+
+
+@dataclass
+class PRMConfig(DeviceDefaults, TrainingArguments):
+    """``TrainingArguments`` plus the PRM's label tokens, length cap and λ; device-aware precision, no reports or
+    checkpoints and custom columns kept by default (``negrl.trainer_defaults``)."""
+
+    positive_token: str = field(default="+", metadata={"help": "Label token read as 'step correct'."})
+    negative_token: str = field(default="-", metadata={"help": "Label token read as 'step wrong'."})
+    max_length: int = field(default=512, metadata={"help": "Token cap of prompt + steps (later steps are cut)."})
+    threshold: float = field(default=0.5, metadata={"help": "λ: a step is correct if P(correct) >= λ."})
+    bf16: bool | None = field(default=None, metadata={"help": "None: bf16 where the GPU supports it, else fp32."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Off: small models gain nothing."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: no, steps or epoch."})
+    report_to: Any = field(default="none", metadata={"help": "Loggers (none by default)."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep step_targets (must stay False)."})
+
+
+def label_token_ids(tokenizer: Any, positive: str, negative: str) -> tuple[int, int]:
+    """Ids of the two label tokens; each must be exactly one token."""
+    ids = []
+    for tok in (positive, negative):
+        enc = tokenizer(tok, add_special_tokens=False)["input_ids"]
+        if len(enc) != 1:
+            raise ValueError(f"PRM label token {tok!r} is {len(enc)} tokens for this tokenizer; pick a single token")
+        ids.append(enc[0])
+    if ids[0] == ids[1]:
+        raise ValueError("PRM positive and negative label tokens must differ")
+    return ids[0], ids[1]
+
+
+def encode_steps(tokenizer: Any, prompt: str, steps: Sequence[str], max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids of ``prompt + "".join(steps)`` and, per step, the index of its last token (-1 if cut off)."""
+    text = prompt + "".join(steps)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"][:max_length], enc["offset_mapping"][:max_length]
+    covered = len(text) if len(enc["input_ids"]) <= max_length else (offsets[-1][1] if offsets else 0)
+    positions, end = [], len(prompt)
+    for step in steps:
+        start, end = end, end + len(step)
+        inside = [t for t, (a, _) in enumerate(offsets) if start <= a < end]
+        positions.append(inside[-1] if inside and covered >= end else -1)
+    return ids, positions
+
+
+def tokenize_row(row: dict[str, Any], tokenizer: Any, max_length: int) -> dict[str, Any]:
+    """A stepwise-supervision row → ``input_ids`` and ``step_targets`` (``IGNORE`` except at scored step ends)."""
+    steps, labels = row["completions"], row["labels"]
+    if len(steps) != len(labels):
+        raise ValueError(f"PRM row: {len(steps)} completions (steps) but {len(labels)} labels")
+    ids, positions = encode_steps(tokenizer, row["prompt"], steps, max_length)
+    targets = [IGNORE] * len(ids)
+    for pos, lab in zip(positions, labels):
+        if pos >= 0 and lab is not None:
+            targets[pos] = float(lab)
+    return {"input_ids": ids, "step_targets": targets}
+
+
+def collate(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad ``input_ids`` (pad id) and ``step_targets`` (``IGNORE``); build the attention mask."""
+    n = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), n), pad_token_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(features), n), dtype=torch.long)  # (B, T)
+    targets = torch.full((len(features), n), IGNORE)  # (B, T)
+    for i, f in enumerate(features):
+        k = len(f["input_ids"])
+        ids[i, :k] = torch.tensor(f["input_ids"])
+        mask[i, :k] = 1
+        targets[i, :k] = torch.tensor(f["step_targets"], dtype=torch.float)
+    return {"input_ids": ids, "attention_mask": mask, "step_targets": targets}
+
+
+def step_logits(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, where: torch.Tensor,
+                label_ids: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pos, neg)`` label-token logits, each ``(N,)``, at the ``N`` positions where ``where (B, T)`` is true."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
+    picked = logits[where]  # (N, V)
+    return picked[:, label_ids[0]].float(), picked[:, label_ids[1]].float()
+
+
+class PRMTrainer(Trainer):
+    """``transformers.Trainer`` whose loss is ``prm_step_loss`` at the step-end positions (see module docstring)."""
+
+    def __init__(self, model: Any, args: PRMConfig, train_dataset: Dataset | Sequence[dict[str, Any]],
+                 processing_class: Any, peft_config: Any | None = None, **kwargs: Any) -> None:
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        self.label_ids = label_token_ids(processing_class, args.positive_token, args.negative_token)
+        if not isinstance(train_dataset, Dataset):
+            train_dataset = Dataset.from_list(list(train_dataset))
+        if "input_ids" not in train_dataset.column_names:
+            train_dataset = train_dataset.map(
+                lambda r: tokenize_row(r, processing_class, args.max_length), remove_columns=train_dataset.column_names
+            )
+        pad = processing_class.pad_token_id
+        super().__init__(model=model, args=args, train_dataset=train_dataset, processing_class=processing_class,
+                         data_collator=lambda feats: collate(feats, pad), **kwargs)
+
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        targets = inputs["step_targets"]  # (B, T)
+        where = targets != IGNORE  # (B, T)
+        pos, neg = step_logits(model, inputs["input_ids"], inputs["attention_mask"], where, self.label_ids)
+        loss = prm_step_loss(pos, neg, targets[where]) if where.any() else (pos.sum() * 0.0)
+        return (loss, {"margin": pos - neg}) if return_outputs else loss
+
+
+def train_prm(model: Any, tokenizer: Any, rows: Dataset | Sequence[dict[str, Any]], args: PRMConfig,
+              peft_config: Any | None = None) -> PRMTrainer:
+    """Train a PRM on stepwise-supervision rows; returns the trainer (``trainer.model`` is the PRM)."""
+    trainer = PRMTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                         peft_config=peft_config)
+    trainer.train()
+    return trainer
+
+
+def prm_rows(problems: Sequence[Problem], step_labels: Sequence[StepLabels], soft: bool = False) -> list[dict[str, Any]]:
+    """Stepwise-supervision rows from ``StepLabels`` (hard ``labels``, or ``values`` when ``soft``).
+
+    With ``soft``, a step without a value (e.g. after an early-stopped pit) falls back to its hard label.
+    """
+    by_id = {p.problem_id: p for p in problems}
+    rows = []
+    for lab in step_labels:
+        pid = lab.rollout_id.rsplit("#", 1)[0]
+        if pid not in by_id:
+            raise ValueError(f"prm_rows: rollout {lab.rollout_id!r} does not name a known problem ('problem_id#k')")
+        targets: list[Any] = list(lab.labels)
+        if soft:
+            targets = [v if v is not None else (None if h is None else float(h)) for v, h in zip(lab.values, lab.labels)]
+        rows.append({"prompt": by_id[pid].prompt, "completions": [s.text for s in lab.steps], "labels": targets})
+    return rows
+
+
+class PRMScorer:
+    """Per-step ``P(correct)`` of new rollouts; thresholded at λ into ``StepLabels(source="prm")``."""
+
+    def __init__(self, model: Any, tokenizer: Any, threshold: float = 0.5, positive_token: str = "+",
+                 negative_token: str = "-", batch_size: int = 32, max_length: int = 512) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.threshold, self.batch_size, self.max_length = threshold, batch_size, max_length
+        self.positive_token, self.negative_token = positive_token, negative_token
+        self.label_ids = label_token_ids(tokenizer, positive_token, negative_token)
+
+    @classmethod
+    def from_trainer(cls, trainer: PRMTrainer, threshold: float | None = None) -> PRMScorer:
+        a = trainer.args
+        return cls(trainer.model, trainer.processing_class, a.threshold if threshold is None else threshold,
+                   a.positive_token, a.negative_token, max_length=a.max_length)
+
+    @torch.no_grad()
+    def score(self, prompts: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list[list[float | None]]:
+        """``P(correct)`` per step (``None`` for a step cut off by ``max_length``), batched forward passes."""
+        was_training = self.model.training
+        self.model.eval()
+        out: list[list[float | None]] = []
+        pad = self.tokenizer.pad_token_id
+        for b in range(0, len(prompts), self.batch_size):
+            feats, positions = [], []
+            for prompt, steps in zip(prompts[b : b + self.batch_size], step_lists[b : b + self.batch_size]):
+                ids, pos = encode_steps(self.tokenizer, prompt, list(steps), self.max_length)
+                feats.append({"input_ids": ids, "step_targets": [IGNORE] * len(ids)})
+                positions.append(pos)
+            batch = collate(feats, pad)
+            device = next(self.model.parameters()).device
+            logits = self.model(input_ids=batch["input_ids"].to(device),
+                                attention_mask=batch["attention_mask"].to(device)).logits  # (B, T, V)
+            margin = (logits[..., self.label_ids[0]] - logits[..., self.label_ids[1]]).float()  # (B, T)
+            probs = torch.sigmoid(margin).cpu()
+            out.extend([None if p < 0 else float(probs[i, p]) for p in pos] for i, pos in enumerate(positions))
+        self.model.train(was_training)
+        return out
+
+    def label(self, problems: Sequence[Problem], rollouts: Sequence[Rollout], rule: str = "lines",
+              min_chars: int = 0, max_steps: int | None = None) -> list[StepLabels]:
+        """Score and threshold: label = ``P >= λ``; ``first_error`` = first step below λ (all earlier known)."""
+        by_id = {p.problem_id: p for p in problems}
+        segs = [segment(r.completion, rule, min_chars=min_chars, max_steps=max_steps) for r in rollouts]
+        probs = self.score([by_id[r.problem_id].prompt for r in rollouts], [[s.text for s in st] for st in segs])
+        out = []
+        for r, steps, ps in zip(rollouts, segs, probs):
+            labels: list[bool | None] = [None if p is None else p >= self.threshold for p in ps]
+            out.append(StepLabels(rollout_id=r.rollout_id, steps=steps, values=list(ps), labels=labels,
+                                  first_error=first_error_of(labels), source="prm", detail=f"λ={self.threshold}"))
+        return out
+
+    def save_pretrained(self, output_dir: str | os.PathLike) -> None:
+        """A plain model directory (LoRA merged into a copy) plus ``prm.json``."""
+        from negrl.modeling import save_policy
+
+        model = self.model
+        if hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
+        save_policy(model, self.tokenizer, output_dir)
+        meta = {"positive_token": self.positive_token, "negative_token": self.negative_token,
+                "threshold": self.threshold, "max_length": self.max_length}
+        (Path(output_dir) / PRM_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, threshold: float | None = None, device: str | None = None,
+                        batch_size: int = 32) -> PRMScorer:
+        from negrl.modeling import load_policy
+
+        meta_path = Path(path) / PRM_FILE
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{meta_path} is missing: not a PRM saved by PRMScorer.save_pretrained")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        model, tok = load_policy(str(path), device=device)
+        return cls(model, tok, meta["threshold"] if threshold is None else threshold, meta["positive_token"],
+                   meta["negative_token"], batch_size=batch_size, max_length=meta["max_length"])
+
+    load = from_pretrained  # short alias

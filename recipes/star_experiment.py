@@ -1,0 +1,119 @@
+"""Negatives on the second embedded tasks: path-star graphs (critical first step) and multi-path arithmetic.
+
+Commands:
+
+    # 1. the path-star base: SFT on fresh gold graphs, a checkpoint every 100 steps; from scratch ...
+    python recipes/sft.py --config recipes/configs/base/path_star.yaml --output_dir runs/star_base_run
+    # ... or warm-started from a tiny policy that already copies digits (much faster on CPU; see negrl.task_diagnostics)
+    python recipes/star_experiment.py --warm_start runs/base/multipath --base_config \
+        recipes/configs/base/path_star.yaml --output_dir runs/star_base_run
+    # 2. its Clever-Hans trajectory (first-step accuracy vs later|first per checkpoint); pick a step, export it
+    python recipes/star_experiment.py --probe_checkpoints runs/star_base_run
+    python recipes/star_experiment.py --export runs/star_base_run --step 600 --to runs/base/path_star
+    # 3. the methods on path-star: base / RFT / outcome DPO / per-step DPO / AWR (+ BCPG-NSA, Likra if registered)
+    python recipes/star_experiment.py --config recipes/configs/star/path_star.yaml --seeds 0 1 2
+
+    # multi-path arithmetic: base, then RFT vs per-step methods, and how often MC advantages flag spurious steps
+    python recipes/sft.py --config recipes/configs/base/multipath.yaml
+    python recipes/star_experiment.py --config recipes/configs/star/multipath.yaml --seeds 0 1 2
+
+Writes ``results.md`` / ``results.json`` (the pipeline's accuracy table) and ``diagnostics.md`` /
+``diagnostics.json`` (first-step table or spurious-step statistics) to the config's ``output_dir``, and prints them.
+Logic: ``negrl.pipeline`` and ``negrl.task_diagnostics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from negrl.io import read_stage
+from negrl.pipeline import load_pipeline_config, results_table, run_seeds
+from negrl.records import Problem
+from negrl.task_diagnostics import experiment_diagnostics, export_checkpoint, first_step_table, probe_checkpoints
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML of negrl.pipeline.PipelineConfig fields (task: path_star | multipath)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=None, help="override the config's method list")
+    parser.add_argument("--output_dir", default=None)
+    parser.add_argument("--base_policy", default=None)
+    parser.add_argument("--n_prompts", type=int, default=None)
+    parser.add_argument("--probe_checkpoints", metavar="RUN_DIR", help="first-step stats of each checkpoint of a run")
+    parser.add_argument("--n_probe", type=int, default=256, help="held-out problems per checkpoint probe")
+    parser.add_argument("--export", metavar="RUN_DIR", help="export checkpoint --step of RUN_DIR as a base (--to)")
+    parser.add_argument("--step", type=int)
+    parser.add_argument("--to")
+    parser.add_argument("--warm_start", metavar="INIT_DIR", help="train the base of --base_config from this policy")
+    parser.add_argument("--base_config", help="YAML of recipes/sft.py (BasePolicyConfig + SFTConfig fields)")
+    return parser
+
+
+def warm_start(init_dir: str, base_config: str, output_dir: str | None) -> None:
+    from trl import SFTConfig, TrlParser
+
+    from negrl.base_policy import BasePolicyConfig, base_sft_args
+    from negrl.task_diagnostics import warm_start_base
+
+    cfg, sft_args = TrlParser((BasePolicyConfig, SFTConfig)).parse_yaml_file(base_config)
+    if output_dir:
+        sft_args.output_dir = output_dir
+    trl_defaults = SFTConfig(output_dir=sft_args.output_dir).to_dict()
+    overrides = {k: v for k, v in sft_args.to_dict().items() if k in trl_defaults and trl_defaults[k] != v}
+    overrides.pop("output_dir", None)
+    metrics = warm_start_base(init_dir, cfg, base_sft_args(sft_args.output_dir, **overrides))
+    print(json.dumps(metrics, indent=2))
+
+
+def probe(run_dir: str, n: int) -> None:
+    test = read_stage(Path(run_dir) / "problems" / "test", Problem)[:n]
+    rows = probe_checkpoints(run_dir, test)
+    (Path(run_dir) / "probe.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    print(f"| step | greedy acc % | first % (chance {100 * rows[0]['greedy']['chance']:.0f}) | later given first % "
+          f"| sampled acc % | sampled first % |\n| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        g, s = r["greedy"], r["sampled"]
+        print(f"| {r['step']} | {100 * g['acc']:.1f} | {100 * g['first']:.1f} | {100 * g['later_given_first']:.1f} "
+              f"| {100 * s['acc']:.1f} | {100 * s['first']:.1f} |")
+
+
+def main() -> None:
+    a = make_parser().parse_args()
+    if a.probe_checkpoints:
+        return probe(a.probe_checkpoints, a.n_probe)
+    if a.warm_start:
+        return warm_start(a.warm_start, a.base_config, a.output_dir)
+    if a.export:
+        if a.step is None or not a.to:
+            raise SystemExit("--export needs --step and --to")
+        print(export_checkpoint(a.export, a.step, a.to))
+        return None
+    if not a.config:
+        raise SystemExit("give --config (or --probe_checkpoints / --export)")
+    cfg = load_pipeline_config(a.config, methods=a.methods, output_dir=a.output_dir, base_policy=a.base_policy,
+                               n_prompts=a.n_prompts)
+    runs = run_seeds(cfg, a.seeds)
+    out = Path(cfg.output_dir)
+    table = results_table(runs)
+    (out / "results.md").write_text(table + "\n", encoding="utf-8")
+    (out / "results.json").write_text(json.dumps({str(k): v for k, v in runs.items()}, indent=2), encoding="utf-8")
+    diag = experiment_diagnostics(cfg, runs)
+    (out / "diagnostics.json").write_text(json.dumps({str(k): v for k, v in diag.items()}, indent=2), encoding="utf-8")
+    for seed, run in runs.items():
+        print(f"seed {seed} data: {json.dumps(run['data'])}")
+    print(table)
+    if cfg.task == "path_star":
+        ftable = first_step_table(diag)
+        (out / "diagnostics.md").write_text(ftable + "\n", encoding="utf-8")
+        print(ftable)
+    else:
+        for seed, d in diag.items():
+            print(f"seed {seed}: {json.dumps(d)}")
+    return None
+
+
+if __name__ == "__main__":
+    main()

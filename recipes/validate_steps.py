@@ -1,0 +1,40 @@
+"""Validate step-correctness sources against the exact checker of the arithmetic task.
+
+Commands:
+
+    # MC, PRM (trained on MC labels), the policy itself as judge, consensus — vs the oracle (a few minutes on CPU)
+    python recipes/validate_steps.py --config recipes/configs/steps/validate_arithmetic.yaml
+
+    # SmolLM2-135M-Instruct as the LLM judge (offline GGUF), on the first 48 rollouts only
+    python recipes/validate_steps.py --config recipes/configs/steps/validate_arithmetic.yaml \
+        --set judge=smollm2 judge_limit=48 output_dir=runs/steps/validate_smollm2
+
+Prints the precision / recall / accuracy of the first wrong step per source (all rollouts, and wrong ones only) and
+the pairwise agreement; writes ``metrics.json``, ``table.md``, every source's labels (stages) and the resolved
+``config.json`` to ``output_dir``. Logic: ``negrl.steps.validation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from negrl.steps.validation import ValidateStepsConfig, load_config, run_validation
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=None, help="YAML file of ValidateStepsConfig fields")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. judge=smollm2")
+    args = parser.parse_args(argv)
+    cfg = load_config(ValidateStepsConfig, args.config, args.set)
+    result = run_validation(cfg)
+    print(result["table"])
+    print("\n### Pairwise agreement (steps both sources know)")
+    for row in result["agreement"]:
+        print(json.dumps(row))
+    print(json.dumps(result["summary"]))
+
+
+if __name__ == "__main__":
+    main()
