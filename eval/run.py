@@ -109,14 +109,24 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    model, tokenizer = load_policy(cfg.model, dtype=cfg.dtype, device=cfg.device, adapter=cfg.adapter)
+    if cfg.backend == "vllm":  # GPU: vLLM generates, the HF tokenizer formats chat prompts
+        from negrl.modeling import load_tokenizer
+        from negrl.vllm_backend import load_vllm
+
+        if cfg.adapter:
+            raise ValueError("--adapter with --backend vllm is not supported: merge the adapter first")
+        model, tokenizer = load_vllm(cfg.model, dtype=cfg.dtype), load_tokenizer(cfg.model)
+    else:
+        model, tokenizer = load_policy(cfg.model, dtype=cfg.dtype, device=cfg.device, adapter=cfg.adapter)
     sections = {name: evaluate_benchmark(cfg, name, model, tokenizer) for name in cfg.benchmarks}
     table = markdown_table(
         {n: s["metrics"] for n, s in sections.items()},
         {n: s["n_problems"] for n, s in sections.items()},
         {n: s["unverified"] for n, s in sections.items()},
     )
-    report = {"config": asdict(cfg), "table": table, "benchmarks": sections}
+    from negrl.verifiers.sandbox import sandbox_isolation
+
+    report = {"config": asdict(cfg), "table": table, "code_sandbox": sandbox_isolation(), "benchmarks": sections}
     (out / "report.json").write_text(json.dumps(report, indent=1, default=lambda o: asdict(o)))
     print(table)
     print(f"report: {out / 'report.json'}")

@@ -13,21 +13,21 @@ step label is ever regenerated:
 
 Each point runs one registered pipeline method (``negrl.pipeline.METHODS``) on the subsampled data in its own
 directory ``<output_dir>/points/<key>/seed<k>/`` (model, eval JSON, resolved config) and leaves ``row.json``; a rerun
-reads the rows of finished points and trains nothing. Likra sweeps (``kind: "likra"``) train the positive and the
+reads the rows of finished points and trains nothing. Several workers may run the same sweep at once (each point and
+each seed's data stage is claimed with a lock file; a worker skips points another live worker holds); the outputs
+are then written from the finished points (``report_only``). Likra sweeps (``kind: "likra"``) train the positive and the
 negative head once per seed (``negrl.likra.experiment``: power-of-two checkpoints) and read the whole negative-volume
 curve from the cached checkpoint scores.
 
-Outputs: ``runs.csv`` (one row per method × volume × seed), ``table.md`` (mean ± std over seeds), PNG plots (mean with
-a min–max band over seeds), and for the efficiency curve the multiplier of positive data that SFT / RFT need to match
-per-step DPO (``data_multiplier``: interpolation in log #problems).
+The rows become ``runs.csv``, ``table.md``, PNG plots and the data multiplier in ``negrl.ablation_report``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -122,7 +122,8 @@ class SweepSpec:
     Attributes:
         zero_method: What volume 0 trains (no negatives), default ``"rft"`` — the same positives, no negatives.
         options: Method options merged over the pipeline's ``method_options[method]`` for this sweep.
-        optional: Skip (with a note) instead of failing when ``method`` is not registered in ``METHODS``.
+        optional: Skip (with a note) instead of failing when ``method`` is not registered in ``METHODS``, and log
+            (not raise) a failure of one of its points.
         likra: ``LikraExperimentConfig`` fields for ``kind: likra`` (``seed`` / ``output_dir`` are set per seed).
         likra_w / likra_metric / likra_mode: Which Likra score is reported (``acc`` or ``acc_norm``).
     """
@@ -214,8 +215,50 @@ class AblationConfig:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _fmt(v: float) -> str:
+def format_volume(v: float) -> str:
+    """``2`` for 2.0, ``0.5`` for 0.5 (point keys and tables)."""
     return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def claim(lock: Path) -> bool:
+    """Take ``lock`` for this process (several workers can share one sweep); False while another live process holds
+    it. A lock left by a dead process is taken over. Release with ``lock.unlink()``."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text(encoding="utf-8") or 0)
+                os.kill(pid, 0)
+                return pid == os.getpid()
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:  # alive, another user
+                return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def prepare_shared(cfg: PipelineConfig, prepare: PrepareFn, poll_s: float = 10.0) -> PipelineData:
+    """``prepare(cfg)`` by one worker at a time per seed (the others wait, then read the cached stages).
+
+    Also applies ``cfg.threads`` (torch intra-op threads) as ``negrl.pipeline.run_pipeline`` does."""
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    lock = cfg.run_dir / "prepare.lock"
+    while not claim(lock):
+        time.sleep(poll_s)
+    try:
+        return prepare(cfg)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def point_options(cfg: PipelineConfig, method: str, extra: dict[str, Any], uncapped: bool) -> dict[str, Any]:
@@ -241,14 +284,20 @@ def run_point(
         return None
     if method not in METHODS:
         raise ValueError(f"point {key}: method {method!r} is not registered; registered: {sorted(METHODS)}")
-    write_resolved_config(pcfg)
-    t0 = time.perf_counter()
-    model_dir = run_method(pcfg, method, data)
-    seconds = time.perf_counter() - t0
-    ev = evaluate_method(pcfg, method, model_dir, data.test_problems)
-    row = {"trained_as": method, "seed": cfg.seed, "greedy": ev["greedy"], "sampled": ev.get("sampled"),
-           "rows": (ev.get("train") or {}).get("rows", 0), "seconds": round(seconds, 2), "model_dir": model_dir}
-    row_path.write_text(json.dumps(row, indent=2), encoding="utf-8")
+    lock = pcfg.run_dir / "point.lock"
+    if not claim(lock):
+        return None  # another worker is training this point
+    try:
+        write_resolved_config(pcfg)
+        t0 = time.perf_counter()
+        model_dir = run_method(pcfg, method, data)
+        seconds = time.perf_counter() - t0
+        ev = evaluate_method(pcfg, method, model_dir, data.test_problems)
+        row = {"trained_as": method, "seed": cfg.seed, "greedy": ev["greedy"], "sampled": ev.get("sampled"),
+               "rows": (ev.get("train") or {}).get("rows", 0), "seconds": round(seconds, 2), "model_dir": model_dir}
+        row_path.write_text(json.dumps(row, indent=2), encoding="utf-8")
+    finally:
+        lock.unlink(missing_ok=True)
     return row
 
 
@@ -261,7 +310,7 @@ def _negative_point(cfg: PipelineConfig, root: Path, spec: SweepSpec, value: flo
     else:
         sub = subsample_negatives(data, spec.kind, value, cfg.seed) if data else None
         opts = point_options(cfg, spec.method, spec.options, uncapped=True)
-        row = run_point(cfg, root, f"{spec.method}__{spec.kind}_{_fmt(value)}", spec.method, sub, opts)
+        row = run_point(cfg, root, f"{spec.method}__{spec.kind}_{format_volume(value)}", spec.method, sub, opts)
     return None if row is None else {**row, "method": spec.method, "kind": spec.kind, "volume": value}
 
 
@@ -318,10 +367,16 @@ def run_ablation(acfg: AblationConfig, prepare: PrepareFn = prepare_data, log: C
     for seed in acfg.seeds:
         cfg = dataclasses.replace(base, seed=seed)
         rollout_specs = [s for s in specs if s.kind != "likra"]
-        data = prepare(cfg) if rollout_specs and not report_only else None
+        data = prepare_shared(cfg, prepare) if rollout_specs and not report_only else None
         points = [(s, v) for s in rollout_specs for v in s.values]
         for s, v in tqdm(points, desc=f"ablation seed {seed}", disable=not cfg.show_progress):
-            row = _negative_point(cfg, root, s, v, data)
+            try:
+                row = _negative_point(cfg, root, s, v, data)
+            except Exception as e:  # an optional sweep's failure is reported, not fatal to the others
+                if not s.optional:
+                    raise
+                log(f"sweep {s.method!r} {s.kind}={v} seed {seed} failed: {type(e).__name__}: {e}")
+                row = None
             rows += [] if row is None else [{"experiment": "negatives", **row}]
         for s in (s for s in specs if s.kind == "likra" and not report_only):
             rows += [{"experiment": "negatives", **r} for r in likra_rows(s, root, seed)]
@@ -346,7 +401,7 @@ def run_efficiency(acfg: AblationConfig, prepare: PrepareFn = prepare_data, repo
     rows: list[dict[str, Any]] = []
     for seed in acfg.seeds:
         cfg = dataclasses.replace(base, seed=seed)
-        data = None if report_only else prepare(cfg)
+        data = None if report_only else prepare_shared(cfg, prepare)
         points = sorted((n, m) for m in acfg.methods for n in acfg.method_sizes.get(m, acfg.n_problems))
         points = [(m, n) for n, m in points]
         for m, n in tqdm(points, desc=f"efficiency seed {seed}", disable=not cfg.show_progress):
@@ -355,219 +410,3 @@ def run_efficiency(acfg: AblationConfig, prepare: PrepareFn = prepare_data, repo
             if row is not None:
                 rows.append({"experiment": "efficiency", **row, "method": m, "kind": "n_problems", "volume": n})
     return rows
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Outputs: CSV, Markdown table, plots
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """One line per run with ``CSV_FIELDS`` (extra keys such as ``model_dir`` are left out)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
-    return path
-
-
-def _stats(values: list[float]) -> tuple[float, float, float, float]:
-    """(mean, sample std, min, max)."""
-    m = sum(values) / len(values)
-    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return m, sd, min(values), max(values)
-
-
-def group_rows(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[float, list[dict[str, Any]]]]:
-    """``{(method, kind): {volume: [row per seed]}}`` in first-seen order, volumes ascending."""
-    out: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = {}
-    for r in rows:
-        out.setdefault((r["method"], r["kind"]), {}).setdefault(float(r["volume"]), []).append(r)
-    return {k: dict(sorted(v.items())) for k, v in out.items()}
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
-
-
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Mean ± std over seeds (and per-seed values) of greedy and sampled accuracy for every (method, kind, volume)."""
-    lines = ["| method | kind | volume | trained as | seeds | greedy % (mean ± std) | per-seed greedy | "
-             "sampled % (mean ± std) | rows (mean) | train s (mean) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (method, kind), by_vol in group_rows(rows).items():
-        for vol, rs in by_vol.items():
-            g = _stats([100 * r["greedy"] for r in rs])
-            sampled = [100 * r["sampled"] for r in rs if r.get("sampled") is not None]
-            s = f"{_stats(sampled)[0]:.1f} ± {_stats(sampled)[1]:.1f}" if sampled else "-"
-            per_seed = ", ".join(_pct(r["greedy"]) for r in rs)
-            rows_m = sum(float(r.get("rows") or 0) for r in rs) / len(rs)
-            secs = sum(float(r.get("seconds") or 0) for r in rs) / len(rs)
-            lines.append(f"| {method} | {kind} | {_fmt(vol)} | {rs[0].get('trained_as', method)} | "
-                         f"{','.join(str(r['seed']) for r in rs)} | {g[0]:.1f} ± {g[1]:.1f} | {per_seed} | {s} | "
-                         f"{rows_m:.0f} | {secs:.0f} |")
-    return "\n".join(lines)
-
-
-def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = "greedy", log_x: bool = False,
-                xlabel: str = "volume", title: str = "") -> Path:
-    """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for (method, kind), by_vol in group_rows(rows).items():
-        pts = [(v, _stats([100 * r[metric] for r in rs])) for v, rs in by_vol.items()
-               if all(r.get(metric) is not None for r in rs)]
-        if not pts:
-            continue
-        xs = [v for v, _ in pts]
-        label = method if kind in ("n_problems", "per_problem") else f"{method} ({kind})"
-        line, = ax.plot(xs, [s[0] for _, s in pts], marker="o", label=label)
-        ax.fill_between(xs, [s[2] for _, s in pts], [s[3] for _, s in pts], color=line.get_color(), alpha=0.2)
-    if log_x:
-        ax.set_xscale("log", base=2)
-    elif any(float(r["volume"]) == 0 for r in rows):
-        ax.set_xscale("symlog", base=2, linthresh=1)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"held-out {metric} accuracy (%)")
-    ax.set_title(title or "mean over seeds, band = min–max")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def write_ablation_outputs(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Path]:
-    """``runs.csv``, ``table.md`` and one PNG per volume kind (``negatives_<kind>.png``) under ``out``."""
-    out = Path(out)
-    paths = {"csv": write_csv(rows, out / "runs.csv")}
-    paths["table"] = out / "table.md"
-    paths["table"].write_text(markdown_table(rows) + "\n", encoding="utf-8")
-    labels = {"per_problem": "negatives per problem", "ratio": "negatives : positives ratio",
-              "likra": "negative-head training examples"}
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        sel = [r for r in rows if r["kind"] == kind]
-        paths[f"plot_{kind}"] = plot_curves(sel, out / f"negatives_{kind}.png", xlabel=labels.get(kind, kind))
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The data multiplier: how many problems a reference method needs to match the target's accuracy
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Multiplier:
-    """``n_match / n_target``: ``status`` is ``"interpolated"`` (exact), ``"at_most"`` (the reference already matches
-    at its smallest size: the value is an upper bound) or ``"not_reached"`` (never matches: a lower bound)."""
-
-    value: float
-    status: str
-
-    @property
-    def text(self) -> str:
-        if self.status == "interpolated":
-            return f"{self.value:.2f}×"
-        if self.status == "at_most":
-            return "< 1× (reference already matches)" if self.value <= 1 else f"≤ {self.value:.2f}×"
-        return f"> {self.value:.2f}× (not reached)"
-
-    @property
-    def sort_value(self) -> float:
-        """A number for intervals: bounds count as their bound, ``not_reached`` as +inf."""
-        return math.inf if self.status == "not_reached" else self.value
-
-
-def data_multiplier(curve: Sequence[tuple[float, float]], n_target: float, acc_target: float) -> Multiplier:
-    """How many more problems the reference ``curve`` (``(n_problems, accuracy)`` points) needs to reach
-    ``acc_target``, relative to ``n_target``: the first crossing, interpolated linearly in ``log(n)``."""
-    pts = sorted(curve)
-    if not pts:
-        raise ValueError("data_multiplier: empty reference curve")
-    if pts[0][1] >= acc_target:
-        return Multiplier(pts[0][0] / n_target, "at_most")
-    for (n0, a0), (n1, a1) in zip(pts, pts[1:]):
-        if a0 < acc_target <= a1:
-            t = (acc_target - a0) / (a1 - a0)
-            n = n1 if a1 == acc_target else math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0)))
-            return Multiplier(n / n_target, "interpolated")
-    return Multiplier(pts[-1][0] / n_target, "not_reached")
-
-
-def _curve(rows: Sequence[dict[str, Any]], method: str, metric: str, seeds: Sequence[int]) -> dict[float, float]:
-    """Mean ``metric`` over the rows of ``seeds`` (a seed listed twice counts twice: bootstrap) per #problems."""
-    acc: dict[float, list[float]] = {}
-    for s in seeds:
-        for r in rows:
-            if r["method"] == method and r["seed"] == s:
-                acc.setdefault(float(r["volume"]), []).append(r[metric])
-    return {n: sum(v) / len(v) for n, v in sorted(acc.items())}
-
-
-def multiplier_rows(rows: Sequence[dict[str, Any]], target: str, references: Sequence[str], metric: str = "greedy",
-                    bootstrap: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
-    """For every size N of ``target`` and every reference: the multiplier of the mean curves, the per-seed
-    multipliers (min–max) and a bootstrap-over-seeds 5–95% interval."""
-    seeds = sorted({r["seed"] for r in rows if r["method"] == target})
-    rng = random.Random(seed)
-    draws = [[rng.choice(seeds) for _ in seeds] for _ in range(bootstrap)]
-    out = []
-    for ref in references:
-        for n, acc in _curve(rows, target, metric, seeds).items():
-            mean = data_multiplier(list(_curve(rows, ref, metric, seeds).items()), n, acc)
-            per_seed = [data_multiplier(list(_curve(rows, ref, metric, [s]).items()), n,
-                                        _curve(rows, target, metric, [s])[n]) for s in seeds]
-            boot = sorted(data_multiplier(list(_curve(rows, ref, metric, d).items()), n,
-                                          _curve(rows, target, metric, d)[n]).sort_value for d in draws)
-            interval = (boot[int(0.05 * (len(boot) - 1))], boot[int(0.95 * (len(boot) - 1))]) if boot else None
-            out.append({"target": target, "reference": ref, "n_problems": n, "target_acc": acc,
-                        "reference_acc_same_n": _curve(rows, ref, metric, seeds).get(n), "multiplier": mean,
-                        "per_seed": per_seed, "bootstrap_90": interval})
-    return out
-
-
-def _interval_text(iv: tuple[float, float] | None) -> str:
-    if iv is None:
-        return "-"
-    return "[" + ", ".join("∞" if math.isinf(x) else f"{x:.2f}×" for x in iv) + "]"
-
-
-def multiplier_table(mrows: Sequence[dict[str, Any]]) -> str:
-    """Markdown: per target size and reference, the matched multiplier with per-seed values and bootstrap interval."""
-    lines = ["| reference | target N | target acc % | reference acc % at same N | multiplier (mean curves) | "
-             "per-seed | bootstrap 90% over seeds |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for m in mrows:
-        per_seed = "; ".join(x.text for x in m["per_seed"])
-        lines.append(f"| {m['reference']} | {_fmt(m['n_problems'])} | {_pct(m['target_acc'])} | "
-                     f"{_pct(m['reference_acc_same_n'])} | {m['multiplier'].text} | {per_seed} | "
-                     f"{_interval_text(m['bootstrap_90'])} |")
-    return "\n".join(lines)
-
-
-def write_efficiency_outputs(rows: Sequence[dict[str, Any]], acfg: AblationConfig, out: str | Path) -> dict[str, Any]:
-    """``runs.csv``, ``table.md``, ``multiplier.md`` / ``multiplier.json`` and ``efficiency.png`` under ``out``."""
-    out = Path(out)
-    paths: dict[str, Any] = {"csv": write_csv(rows, out / "runs.csv")}
-    paths["table"] = out / "table.md"
-    paths["table"].write_text(markdown_table(rows) + "\n", encoding="utf-8")
-    mrows = multiplier_rows(rows, acfg.target, [r for r in acfg.references if any(x["method"] == r for x in rows)],
-                            acfg.metric, acfg.bootstrap)
-    paths["multiplier"] = out / "multiplier.md"
-    paths["multiplier"].write_text(multiplier_table(mrows) + "\n", encoding="utf-8")
-    js = [{**m, "multiplier": dataclasses.asdict(m["multiplier"]) | {"text": m["multiplier"].text},
-           "per_seed": [x.text for x in m["per_seed"]]} for m in mrows]
-    (out / "multiplier.json").write_text(json.dumps(js, indent=2, default=str), encoding="utf-8")
-    paths["plot"] = plot_curves(rows, out / "efficiency.png", metric=acfg.metric, log_x=True,
-                                xlabel="training problems (log scale)")
-    paths["multiplier_rows"] = mrows
-    return paths

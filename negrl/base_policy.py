@@ -103,6 +103,7 @@ def train_base_policy(cfg: BasePolicyConfig, args: NegrlSFTConfig) -> dict[str, 
     metrics = {
         "task": task.config.name,
         "parameters": count_parameters(model),
+        "n_train": len(train),
         "train_seconds": round(train_seconds, 1),
         "held_out_greedy": held_out.greedy.value,
         "held_out_sampled": held_out.sampled.value,

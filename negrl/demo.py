@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,20 @@ def format_report(base_metrics: dict[str, Any], result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def quiet_libraries() -> None:
+    """Keep the demo's console to negrl's own progress bars: no per-map bars from datasets, no library warnings."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def run_demo(config_path: Path, fresh: bool = False) -> str:
     """Run (or resume) the demo described by ``config_path`` and return the report as Markdown."""
+    quiet_libraries()
     cfg = load_demo_config(config_path)
     out = Path(cfg["output_dir"])
     if fresh and out.exists():

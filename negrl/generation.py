@@ -138,7 +138,9 @@ def generate_texts(prompts: Sequence[str], model: Any, tokenizer: Any, config: G
         from negrl.vllm_backend import generate_texts_vllm
 
         return generate_texts_vllm(prompts, model, tokenizer, config)
-    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    if not prompts:
+        return []
+    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]  # one batched call
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     results: list[Generated | None] = [None] * len(prompts)
     n_chunks = math.ceil(len(prompts) / config.batch_size)

@@ -187,7 +187,8 @@ def experiment_diagnostics(cfg: Any, runs: dict[int, dict[str, Any]]) -> dict[in
         run_dir = Path(cfg.output_dir) / f"seed{seed}"
         if cfg.task == "path_star":
             _, test = split_problems(dataclasses.replace(cfg, seed=seed))
-            dirs = {m: r["model_dir"] for m, r in run["results"].items()}
+            results = run.get("results") or stored_results(run_dir)
+            dirs = {m: r["model_dir"] for m, r in results.items()}
             out[seed] = {"first_step": method_first_step_stats(dirs, test, cfg.max_new_tokens, cfg.eval_samples)}
         elif cfg.task == "multipath":
             problems = read_stage(run_dir / "problems", Problem)
@@ -197,6 +198,13 @@ def experiment_diagnostics(cfg: Any, runs: dict[int, dict[str, Any]]) -> dict[in
             out[seed] = {"spurious_rate": spurious_rate(problems, rollouts, verdicts),
                          "advantages": spurious_step_advantages(problems, rollouts, verdicts, labels)}
     return out
+
+
+def stored_results(run_dir: Path) -> dict[str, Any]:
+    """The pipeline's cached evaluations of one seed (``run_dir/eval/<method>.json``), method → result."""
+    import json
+
+    return {f.stem: json.loads(f.read_text(encoding="utf-8")) for f in sorted((run_dir / "eval").glob("*.json"))}
 
 
 def positive_step_labels(

@@ -12,14 +12,16 @@ Commands:
 Samples once per seed with the largest volume (the pipeline's cached data stages under ``<output_dir>/data``) and
 subsamples the cached rollouts / step labels per sweep point; every point is cached under ``<output_dir>/points``, so
 a rerun (or a larger ``--seeds``) trains only what is missing. Writes ``runs.csv``, ``table.md``,
-``negatives_<kind>.png`` and the resolved ``ablation_config.yaml`` to ``<output_dir>``. Logic: ``negrl.ablation``.
+``negatives_<kind>.png`` and the resolved ``ablation_config.yaml`` to ``<output_dir>``. Parallel workers: start the same command several times (each trains the points no other live worker holds),
+then once more with ``--report_only`` for the complete outputs. Logic: ``negrl.ablation``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from negrl.ablation import AblationConfig, run_ablation, write_ablation_outputs
+from negrl.ablation import AblationConfig, run_ablation
+from negrl.ablation_report import write_ablation_outputs
 
 
 def make_parser() -> argparse.ArgumentParser:

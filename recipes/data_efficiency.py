@@ -15,14 +15,16 @@ the finished points alone). The multiplier is how many more problems
 SFT / RFT need to reach per-step DPO's accuracy, interpolated in log(#problems), with per-seed values and a
 bootstrap-over-seeds interval; "not reached" / "< 1×" when the curves say so. Writes ``runs.csv``, ``table.md``,
 ``multiplier.md``, ``multiplier.json``, ``efficiency.png`` and ``efficiency_config.yaml`` to ``<output_dir>``.
-Logic: ``negrl.ablation``.
+Parallel workers: start the same command several times (each trains the points no other live worker holds),
+then once more with ``--report_only`` for the complete outputs. Logic: ``negrl.ablation``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from negrl.ablation import AblationConfig, run_efficiency, write_efficiency_outputs
+from negrl.ablation import AblationConfig, run_efficiency
+from negrl.ablation_report import write_efficiency_outputs
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,13 @@ from pathlib import Path
 from negrl.io import read_stage
 from negrl.pipeline import load_pipeline_config, results_table, run_seeds
 from negrl.records import Problem
-from negrl.task_diagnostics import experiment_diagnostics, export_checkpoint, first_step_table, probe_checkpoints
+from negrl.task_diagnostics import (
+    experiment_diagnostics,
+    export_checkpoint,
+    first_step_table,
+    probe_checkpoints,
+    stored_results,
+)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -49,22 +55,26 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--to")
     parser.add_argument("--warm_start", metavar="INIT_DIR", help="train the base of --base_config from this policy")
     parser.add_argument("--base_config", help="YAML of recipes/sft.py (BasePolicyConfig + SFTConfig fields)")
+    parser.add_argument("--diagnostics_only", action="store_true",
+                        help="skip the pipeline: diagnostics (and the table) from the stored stages of --seeds")
     return parser
 
 
 def warm_start(init_dir: str, base_config: str, output_dir: str | None) -> None:
-    from trl import SFTConfig, TrlParser
+    import dataclasses
+
+    import yaml
 
     from negrl.base_policy import BasePolicyConfig, base_sft_args
     from negrl.task_diagnostics import warm_start_base
 
-    cfg, sft_args = TrlParser((BasePolicyConfig, SFTConfig)).parse_yaml_file(base_config)
-    if output_dir:
-        sft_args.output_dir = output_dir
-    trl_defaults = SFTConfig(output_dir=sft_args.output_dir).to_dict()
-    overrides = {k: v for k, v in sft_args.to_dict().items() if k in trl_defaults and trl_defaults[k] != v}
-    overrides.pop("output_dir", None)
-    metrics = warm_start_base(init_dir, cfg, base_sft_args(sft_args.output_dir, **overrides))
+    d = yaml.safe_load(Path(base_config).read_text(encoding="utf-8")) or {}
+    own = {f.name for f in dataclasses.fields(BasePolicyConfig)}
+    cfg = BasePolicyConfig(**{k: v for k, v in d.items() if k in own})
+    sft = {k: v for k, v in d.items() if k not in own}  # SFTConfig fields (an unknown one fails in SFTConfig)
+    out = output_dir or sft.pop("output_dir", "runs/base/path_star")
+    sft.pop("output_dir", None)
+    metrics = warm_start_base(init_dir, cfg, base_sft_args(out, **sft))
     print(json.dumps(metrics, indent=2))
 
 
@@ -95,7 +105,10 @@ def main() -> None:
         raise SystemExit("give --config (or --probe_checkpoints / --export)")
     cfg = load_pipeline_config(a.config, methods=a.methods, output_dir=a.output_dir, base_policy=a.base_policy,
                                n_prompts=a.n_prompts)
-    runs = run_seeds(cfg, a.seeds)
+    if a.diagnostics_only:
+        runs = {s: {"data": {}, "results": stored_results(Path(cfg.output_dir) / f"seed{s}")} for s in a.seeds}
+    else:
+        runs = run_seeds(cfg, a.seeds)
     out = Path(cfg.output_dir)
     table = results_table(runs)
     (out / "results.md").write_text(table + "\n", encoding="utf-8")

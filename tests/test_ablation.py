@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -12,15 +13,17 @@ import pytest
 from negrl import ablation
 from negrl.ablation import (
     AblationConfig,
-    Multiplier,
     SweepSpec,
-    data_multiplier,
-    multiplier_rows,
     negatives_kept,
     run_ablation,
     run_efficiency,
     subsample_negatives,
     subsample_problems,
+)
+from negrl.ablation_report import (
+    Multiplier,
+    data_multiplier,
+    multiplier_rows,
     write_ablation_outputs,
     write_efficiency_outputs,
 )
@@ -162,6 +165,30 @@ def test_ablation_sweep_caches_and_writes_outputs(tmp_path: Path, monkeypatch: p
     for kind in ("per_problem", "ratio"):
         assert paths[f"plot_{kind}"].read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "abl" / "ablation_config.yaml").exists()
+
+
+def test_claim_locks_and_takes_over_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    lock = tmp_path / "x" / "point.lock"
+    lock.parent.mkdir()
+    lock.write_text(str(os.getppid()))  # held by a live process
+    assert not ablation.claim(lock)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(dead.stdout.strip())  # its process is gone
+    assert ablation.claim(lock) and lock.read_text() == str(os.getpid())
+    # a point held by another live worker is skipped (no training, no row) and trained by the next run
+    fake = FakeMethods(monkeypatch, ["step_dpo", "rft"], lambda m, n, w, s: 0.5)
+    acfg = AblationConfig(output_dir=str(tmp_path / "abl"), seeds=[0], pipeline={"show_progress": False},
+                          sweeps=[SweepSpec("step_dpo", "per_problem", [0, 1])])
+    held = tmp_path / "abl" / "points" / "step_dpo__per_problem_1" / "seed0" / "point.lock"
+    held.parent.mkdir(parents=True)
+    held.write_text(str(os.getppid()))
+    rows = run_ablation(acfg, prepare=fake.prepare, log=lambda s: None)
+    assert [r["volume"] for r in rows] == [0] and [n for n, _ in fake.calls] == ["rft"]
+    held.unlink()
+    assert [r["volume"] for r in run_ablation(acfg, prepare=fake.prepare, log=lambda s: None)] == [0, 1]
 
 
 def test_missing_method_is_an_error(tmp_path: Path) -> None:

@@ -186,7 +186,7 @@ def test_pipeline_variants_bcpg_and_nsa(trained_policy_dir, tmp_path):
     assert "nsa_oracle" in mining_table(runs) and "bcpg" in results_table(runs)
 
 
-@pytest.mark.parametrize("name", ["experiment_arithmetic.yaml", "experiment_small.yaml"])
+@pytest.mark.parametrize("name", ["experiment_arithmetic.yaml"])
 def test_experiment_configs_parse(name):
     import yaml
 

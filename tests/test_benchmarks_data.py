@@ -39,8 +39,8 @@ def test_gsm8k_gold_solutions(shared_data) -> None:
     assert len(problems) == 1319 and all(p.domain == "math" for p in problems)
     assert all(verify(p, p.solution).correct is True for p in problems)
     assert "<<" not in problems[0].solution and problems[0].answer == "18"
-    wrong = [verify(p, p.solution.rsplit("####", 1)[0] + f"#### {_bump(p.answer)}").correct for p in problems[:300]]
-    assert wrong == [False] * 300
+    wrong = [verify(p, p.solution.rsplit("####", 1)[0] + f"#### {_bump(p.answer)}").correct for p in problems]
+    assert wrong == [False] * len(problems)  # incl. 7-digit answers off by one
 
 
 def test_math500_answers(shared_data) -> None:
@@ -94,7 +94,7 @@ def test_code_references_all(shared_data) -> None:
     assert failed == [], failed
     bad = _verify_all([(p, _perturb_code(p)) for p in problems], limits=SLOW_OK)
     passed_anyway = [p.problem_id for p, b in zip(problems, bad) if b is not False]
-    assert len(passed_anyway) <= 0.01 * len(problems), passed_anyway
+    assert passed_anyway == [], passed_anyway
 
 
 def test_mbpp_splits_and_fields(shared_data) -> None:

@@ -145,3 +145,13 @@ def test_first_error_metrics():
     assert m["accuracy"] == 2 / 3  # a right, b wrong, c (None == None) right
     assert m["precision"] == 1 / 2 and m["recall"] == 1 / 2
     assert m["coverage"] == 2 / 3 and m["step_accuracy"] == 5 / 6
+
+
+def test_http_judge_failure_gives_unknown_labels():
+    from negrl.steps.judge import HTTPJudge
+
+    judge = HTTPJudge("http://127.0.0.1:9/v1", model="m", timeout=2.0)  # nothing listens there
+    r = Rollout(rollout_id="a", problem_id="p", completion="3+4=7\n7*2=15\nAnswer: 15")
+    (lab,) = judge.label([P], [r])
+    assert lab.labels == [None, None, None] and lab.first_error is None
+    assert judge.url == "http://127.0.0.1:9/v1/chat/completions" and len(judge.errors) == 1

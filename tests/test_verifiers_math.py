@@ -39,6 +39,9 @@ CASES: list[tuple[str | None, str, bool | None]] = [
     ("2", "first \\boxed{2} then I changed my mind: \\boxed{3}", False),  # the last box counts
     ("2", "\\boxed{3}", False),
     ("18", "#### 17", False),
+    ("1450000", "#### 1,450,001", False),  # large integers are compared exactly
+    ("\\frac{1}{3}", "Answer: 0.333333", True),
+    ("\\frac{1}{3}", "Answer: 0.33", False),
     ("x^2+2x+1", "\\boxed{(x+2)^2}", False),
     ("\\frac{1}{2}", "Answer: 0.6", False),
     ("5", "I do not know.", False),  # no answer found

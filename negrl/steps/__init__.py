@@ -5,6 +5,7 @@
 - ``prm``: ``PRMConfig`` / ``train_prm`` / ``PRMScorer`` (per-step probabilities, thresholded at λ).
 - ``judge``: ``LLMJudge`` / ``HTTPJudge`` (LLM judges), ``OracleJudge`` (exact checker of embedded tasks).
 - ``consensus``: ``combine`` (``and`` / ``or`` / ``vote``), ``agreement``, ``first_error_metrics``.
+- ``label_stage``: one labelling stage from stage directories (``recipes/label_steps.py``).
 - ``validation``: first-error detection of every source against the exact checker (``recipes/validate_steps.py``).
 
 Every source returns ``negrl.records.StepLabels`` (``source`` = ``"mc"``, ``"prm"``, ``"judge"``, ``"oracle"``,

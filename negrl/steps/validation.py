@@ -5,7 +5,7 @@ On an embedded task (exact per-step checker), for rollouts of a policy on held-o
 1. the *oracle* labels (``OracleJudge``: ``negrl.tasks.check_steps``) are the truth;
 2. Monte-Carlo labels (``label_monte_carlo`` with the policy as rollout policy);
 3. a PRM: the policy's weights + LoRA, trained on Monte-Carlo labels of rollouts of *other* (training) problems,
-   thresholded at λ;
+   thresholded at λ (or a saved PRM, ``prm_model``);
 4. an LLM judge (``LLMJudge``): the policy itself (a tiny char model cannot follow a judging prompt — its rows show
    what an unusable judge gives: ``None`` labels, never negatives), ``"smollm2"``, or any model directory;
 5. consensus of pairs (``and`` by default, BCPG-NSA) and the majority vote of all three.
@@ -47,6 +47,7 @@ class ValidateStepsConfig:
     prm_lora_r: int = 16
     prm_soft_labels: bool = False
     prm_threshold: float = 0.5
+    prm_model: str | None = None
     judge: str | None = "self"
     judge_limit: int | None = None
     judge_max_new_tokens: int = 64
@@ -146,7 +147,12 @@ def run_validation(cfg: ValidateStepsConfig) -> dict[str, Any]:
     sources["mc"] = label_monte_carlo(problems, rollouts, verdicts, model, tok, mc_cfg, out_dir=out / "mc_eval")
     timings["mc"] = time.perf_counter() - t
     t = time.perf_counter()
-    scorer, n_prm_rows = _train_prm(cfg, task, model, tok, mc_cfg, out)
+    if cfg.prm_model:  # reuse a PRM saved by PRMScorer.save_pretrained (e.g. by an earlier validation run)
+        from negrl.steps.prm import PRMScorer
+
+        scorer, n_prm_rows = PRMScorer.from_pretrained(cfg.prm_model, threshold=cfg.prm_threshold), 0
+    else:
+        scorer, n_prm_rows = _train_prm(cfg, task, model, tok, mc_cfg, out)
     sources["prm"] = scorer.label(problems, rollouts)
     timings["prm"] = time.perf_counter() - t
     if cfg.judge:

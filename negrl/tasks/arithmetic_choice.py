@@ -87,10 +87,11 @@ def to_choice(problem: Problem, n_choices: int, rng: random.Random) -> Problem:
     """Turn an ``arithmetic`` problem into a ``choice`` problem with ``n_choices`` distinct options."""
     gold = problem.solution or arithmetic.gold_solution(problem)
     options, kinds = [gold], ["gold"]
-    for _ in range(50 * n_choices):
+    for attempt in range(50 * n_choices):
         if len(options) == n_choices:
             break
-        kind = DISTRACTORS[len(options) % len(DISTRACTORS)] if len(options) <= len(DISTRACTORS) else rng.choice(DISTRACTORS)
+        # one of each kind first, then random kinds (a kind may be impossible, e.g. dropping a step of a 1-step chain)
+        kind = DISTRACTORS[attempt] if attempt < len(DISTRACTORS) else rng.choice(DISTRACTORS)
         d = near_miss(problem, kind, rng)
         if d is not None and d not in options:
             options.append(d)

@@ -2,11 +2,13 @@
 
 The program sent to the sandbox (``negrl.verifiers.sandbox``) is a small harness:
 
-1. it reads a random **nonce** from stdin (the nonce never appears in the script) and closes stdin;
-2. it installs the audit-hook guard (no sockets, subprocesses, signals, ``ctypes``, or writes outside its
-   directory) and deletes its own script file;
-3. it ``exec``\\ s the solution, then each test case separately, counting passes (``SystemExit`` and every other
-   exception in the solution or a test are caught: an early ``sys.exit(0)`` just means the tests fail);
+1. it reads a random **nonce** from stdin (the nonce never appears in the script), prints
+   ``NEGRL_STARTED <nonce>`` (without it the sandbox failed to start: ``correct=None``) and closes stdin;
+2. it deletes its own script file and installs the audit-hook guard (no sockets, subprocesses, signals,
+   ``ctypes``, or writes outside its directory);
+3. it ``exec``\\ s the solution (as module ``__solution__``, so ``if __name__ == "__main__":`` demo blocks do not
+   run), then each test case separately, counting passes (``SystemExit`` and every other exception in the
+   solution or a test are caught: an early ``sys.exit(0)`` just means the tests fail);
 4. only after the last test it writes ``NEGRL_DONE <nonce> {"passed": p, "total": t, "error": ...}`` straight to
    file descriptor 1 and leaves with ``os._exit`` (no ``atexit`` handler of the solution runs afterwards).
 

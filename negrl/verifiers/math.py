@@ -7,7 +7,8 @@ Equivalence of the extracted answer with the gold answer:
 
 1. the fallback normaliser (strip ``$``, ``\\text{}``/units, ``\\left``/``\\right``, spaces, thousands separators,
    ``dfrac``→``frac``, degree and percent signs, trailing full stops) makes both strings equal → ``True``;
-2. both read as numbers (integers, decimals, ``a/b``, ``\\frac{a}{b}``) → numeric comparison (relative 1e-6);
+2. both read as numbers (integers, decimals, ``a/b``, ``\\frac{a}{b}``) → integers exactly, others within
+   ``1e-6`` absolute (a decimal rounded to 6 places equals the fraction);
 3. ``math-verify`` (sympy) on ``\\boxed{gold}`` and ``\\boxed{answer}``. A gold answer that neither the normaliser
    nor math-verify can read gives ``None`` ("could not verify"), never ``False``.
 
@@ -154,7 +155,9 @@ def answers_equivalent(gold: str, answer: str) -> bool | None:
         return True
     gn, an = to_number(g), to_number(a)
     if gn is not None and an is not None:
-        return abs(float(gn) - float(an)) <= 1e-6 * max(1.0, abs(float(gn)))
+        if isinstance(gn, Fraction) and isinstance(an, Fraction) and gn.denominator == an.denominator == 1:
+            return gn == an  # integers: exact (a relative tolerance would accept 1450001 for 1450000)
+        return abs(float(gn) - float(an)) <= 1e-6 + 1e-9 * abs(float(gn))  # rounded decimals (1/3 ≈ 0.333333)
     result = _math_verify(gold, answer)
     if result is None and gn is not None:
         return False  # a numeric gold is always readable: an answer math-verify could not handle is wrong

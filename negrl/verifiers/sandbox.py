@@ -8,14 +8,17 @@ Layers (outermost first), each sufficient on its own for the property it names:
    (a fresh number per call, no supplementary groups), so it cannot read root-owned files (e.g. the parent's
    ``/proc/<pid>/environ``), cannot write outside world-writable places, cannot signal other sandboxes, and
    ``RLIMIT_NPROC`` (which root ignores) is enforced per call. Without root, an unprivileged user namespace
-   (``unshare -r``) provides the network and PID isolation. Without ``unshare`` at all, the audit-hook layer below
-   is the only network guard; ``sandbox_isolation()`` says which layer is active.
+   (``unshare -r``) provides the network and PID isolation (files and signals are then guarded by the user's own
+   permissions and layer 4). Without ``unshare`` at all, the audit-hook layer below is the only network guard, and
+   as root ``RLIMIT_NPROC`` is not enforced; ``sandbox_isolation()`` says which mode is active.
 2. **Resource limits** (``setrlimit`` before exec): CPU seconds, address space (memory), processes, file size,
-   no core dumps. The wall-clock limit is enforced by the parent, which kills the whole process group.
+   no core dumps. The wall-clock limit is enforced by the parent, which kills the whole process group. stdout and
+   stderr go to files that the file-size limit bounds (a print loop cannot fill the parent's memory).
 3. **Environment**: a throwaway temporary working directory (removed afterwards), a scrubbed environment (only
    ``PATH``, ``HOME``/``TMPDIR`` = the working directory, ``LANG``), ``python -I -S -B`` (no user site, no
    ``PYTHON*`` variables, no site-packages, no bytecode files).
-4. **A Python audit hook** installed by the preamble before untrusted code runs (it cannot be removed from Python):
+4. **A Python audit hook**, installed by the code verifier's harness (``negrl.verifiers.code``) before untrusted code
+   runs (it cannot be removed from Python):
    refuses sockets, subprocesses, ``fork``/``exec``/``kill``, ``ctypes``, writes outside the working directory
    and reads of the harness file. Defence in depth: it can be turned off (``python_guard=False``) to test the OS
    layers alone.
