@@ -1,12 +1,14 @@
 """The end-to-end demo: base policy → the shared pipeline (``negrl.pipeline``) → one comparison table.
 
-A demo YAML has three keys:
+A demo YAML has four keys:
 
-    output_dir: runs/demo/arithmetic
-    base:       BasePolicyConfig fields + SFT overrides (learning_rate, num_train_epochs, ...)
-    pipeline:   PipelineConfig fields (n_prompts, samples_per_prompt, mc, methods, method_options, ...)
+    output_dir:   runs/demo/arithmetic
+    base:         BasePolicyConfig fields + SFT overrides (learning_rate, num_train_epochs, ...)
+    pipeline:     PipelineConfig fields (n_prompts, samples_per_prompt, mc, methods, method_options, ...)
+    likra_rerank: RerankConfig fields (k, n_train, n_test, heads, ws), or omitted to skip the reranker
 
-Every stage is cached under ``output_dir`` (``base/`` and ``pipeline/``): a rerun reuses what is on disk.
+Every stage is cached under ``output_dir`` (``base/``, ``pipeline/``, ``likra_rerank/``): a rerun reuses what is
+on disk.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from negrl.pipeline import PipelineConfig, run_pipeline
 
 def load_demo_config(path: Path) -> dict[str, Any]:
     cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = set(cfg) - {"output_dir", "base", "pipeline"}
+    unknown = set(cfg) - {"output_dir", "base", "pipeline", "likra_rerank"}
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected output_dir, base, pipeline")
+        raise ValueError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected output_dir, base, pipeline, likra_rerank"
+        )
     if "output_dir" not in cfg:
         raise ValueError(f"{path}: missing 'output_dir'")
     return cfg
@@ -44,6 +48,41 @@ def ensure_base_policy(base: dict[str, Any], out: Path) -> dict[str, Any]:
     args = base_sft_args(str(out), disable_tqdm=False, **{k: v for k, v in base.items() if k not in names})
     print(f"[demo] training the base policy into {out} ...", flush=True)
     return train_base_policy(cfg, args)
+
+
+def run_likra_rerank(spec: dict[str, Any], base_dir: Path, task: str, task_kwargs: dict[str, Any], out: Path) -> list:
+    """Likra as a reranker of the base policy's samples (cached in ``out/rerank.json``)."""
+    from negrl.likra.rerank import RerankConfig, run_rerank
+
+    cache = out / "rerank.json"
+    if cache.exists():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    cfg = RerankConfig.from_dict(
+        {"task": task, "task_kwargs": task_kwargs, **spec, "base_policy": str(base_dir), "output_dir": str(out)}
+    )
+    print(f"[demo] Likra reranker: heads on verified samples of {cfg.n_train} prompts, k={cfg.k} ...", flush=True)
+    rows = run_rerank(cfg)
+    cache.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return rows
+
+
+def format_rerank(rows: list[dict[str, Any]]) -> str:
+    counts = next((r for r in rows if r["method"] == "counts"), {})
+    lines = [
+        f"Likra as a reranker: pick 1 of k samples of the base policy per held-out problem "
+        f"({counts.get('test_problems', '?')} problems; heads trained on {counts.get('train_pos', '?')} verified "
+        f"positives / {counts.get('train_neg', '?')} negatives)",
+        "",
+        "| selection rule | w | length-normalised | accuracy % |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if r["method"] == "counts" or r["method"] == "random_draw":
+            continue
+        w = r.get("w", "-") if r["method"] in ("likra", "base_likra") else "-"
+        norm = {True: "yes", False: "no"}.get(r.get("norm"), "-")
+        lines.append(f"| {r['method']} | {w} | {norm} | {100 * r['acc']:.1f} |")
+    return "\n".join(lines)
 
 
 def format_report(base_metrics: dict[str, Any], result: dict[str, Any]) -> str:
@@ -84,9 +123,17 @@ def run_demo(config_path: Path, fresh: bool = False) -> str:
     if fresh and out.exists():
         shutil.rmtree(out)
     base_metrics = ensure_base_policy(cfg.get("base", {}), out / "base")
+    base = cfg.get("base", {})
+    task = {"task": base.get("task", "arithmetic"), "task_kwargs": base.get("task_kwargs", {})}
     pipeline = PipelineConfig.from_dict(
-        {**cfg.get("pipeline", {}), "base_policy": str(out / "base"), "output_dir": str(out / "pipeline")},
+        {**task, **cfg.get("pipeline", {}), "base_policy": str(out / "base"), "output_dir": str(out / "pipeline")},
         where=str(config_path),
     )
     result = run_pipeline(pipeline)
-    return format_report(base_metrics, result)
+    report = format_report(base_metrics, result)
+    if cfg.get("likra_rerank") is not None:
+        rows = run_likra_rerank(
+            cfg["likra_rerank"], out / "base", pipeline.task, pipeline.task_kwargs, out / "likra_rerank"
+        )
+        report += "\n\n" + format_rerank(rows)
+    return report
