@@ -78,7 +78,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = "greedy", log_x: bool = False,
-                xlabel: str = "volume", title: str = "") -> Path:
+                xlabel: str = "volume", title: str = "", ylabel: str | None = None) -> Path:
     """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind)."""
     import matplotlib
 
@@ -100,7 +100,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = 
     elif any(float(r["volume"]) == 0 for r in rows):
         ax.set_xscale("symlog", base=2, linthresh=1)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"held-out {metric} accuracy (%)")
+    ax.set_ylabel(ylabel or f"held-out {metric} accuracy (%)")
     ax.set_title(title or "mean over seeds, band = min–max")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -122,7 +122,9 @@ def write_ablation_outputs(rows: Sequence[dict[str, Any]], out: str | Path) -> d
               "likra": "negative-head training examples"}
     for kind in dict.fromkeys(r["kind"] for r in rows):
         sel = [r for r in rows if r["kind"] == kind]
-        paths[f"plot_{kind}"] = plot_curves(sel, out / f"negatives_{kind}.png", xlabel=labels.get(kind, kind))
+        ylabel = "held-out multiple-choice accuracy (%)" if kind == "likra" else None  # Likra: acc, not greedy
+        paths[f"plot_{kind}"] = plot_curves(sel, out / f"negatives_{kind}.png", xlabel=labels.get(kind, kind),
+                                            ylabel=ylabel)
     return paths
 
 

@@ -395,7 +395,8 @@ def train_pipeline_bcpg(ctx: Any, default_beta: float = 0.5) -> str:
     own = {k: ctx.options[k] for k in _BCPG_KEYS if k in ctx.options}
     run_cfg = BCPGRunConfig(**{"annotator": "mc", "beta": default_beta, **own})
     train_ctx = dataclasses.replace(ctx, options={k: v for k, v in ctx.options.items() if k not in _BCPG_KEYS})
-    args = BCPGNSAConfig(**trainer_kwargs(train_ctx, {"learning_rate": 1e-3, "max_length": 512}))
+    # lr 1e-3 collapses the tiny policy (the negative-advantage term is unbounded; runs/bcpg/experiment): 1e-4.
+    args = BCPGNSAConfig(**trainer_kwargs(train_ctx, {"learning_rate": 1e-4, "max_length": 512}))
     model, tokenizer = _load_base(ctx)
     samples = pipeline_samples(ctx, model, tokenizer, args.max_length)
     mined = mine_correct_steps(samples, pipeline_labels(ctx, run_cfg, samples, model, tokenizer), run_cfg.annotator)

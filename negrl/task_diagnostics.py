@@ -89,7 +89,7 @@ def spurious_step_advantages(
     """How Monte-Carlo per-step advantages treat spurious vs progress steps inside positive (correct) rollouts.
 
     Steps are matched to ``multipath.classify_steps`` kinds by their line. Returns, per kind (``progress``,
-    ``spurious``): ``n``, ``mean_advantage``, ``frac_negative`` (advantage < 0) and ``frac_nonpositive`` (<= 0);
+    ``spurious``, and ``wrong``: false steps inside a lucky positive): ``n``, ``mean_advantage``, ``frac_negative`` (advantage < 0) and ``frac_nonpositive`` (<= 0);
     and over positives that contain a spurious step: ``argmin_is_spurious`` (the lowest-advantage step, among
     progress and spurious steps, is a spurious one; ties count fractionally) against ``argmin_chance`` (the same
     if the lowest step were picked uniformly at random).
@@ -97,7 +97,7 @@ def spurious_step_advantages(
     by_problem = {p.problem_id: p for p in problems}
     by_rollout = {r.rollout_id: r for r in rollouts}
     correct = {v.rollout_id: v.correct for v in verdicts}
-    adv: dict[str, list[float]] = {"progress": [], "spurious": []}
+    adv: dict[str, list[float]] = {"progress": [], "spurious": [], "wrong": []}
     hits = chance = 0.0
     n_with_spurious = n_positive = 0
     for sl in step_labels:
@@ -112,12 +112,13 @@ def spurious_step_advantages(
             if kind in adv and a is not None:
                 adv[kind].append(a)
                 scored.append((a, kind))
-        if any(k == "spurious" for _, k in scored):
+        useful = [(a, k) for a, k in scored if k != "wrong"]
+        if any(k == "spurious" for _, k in useful):
             n_with_spurious += 1
-            low = min(a for a, _ in scored)
-            lowest = [k for a, k in scored if a == low]
+            low = min(a for a, _ in useful)
+            lowest = [k for a, k in useful if a == low]
             hits += lowest.count("spurious") / len(lowest)
-            chance += sum(k == "spurious" for _, k in scored) / len(scored)
+            chance += sum(k == "spurious" for _, k in useful) / len(useful)
 
     def summary(values: list[float]) -> dict[str, float]:
         n = len(values)
@@ -130,6 +131,7 @@ def spurious_step_advantages(
         "positives_with_spurious": n_with_spurious,
         "progress": summary(adv["progress"]),
         "spurious": summary(adv["spurious"]),
+        "wrong": summary(adv["wrong"]),
         "argmin_is_spurious": hits / n_with_spurious if n_with_spurious else float("nan"),
         "argmin_chance": chance / n_with_spurious if n_with_spurious else float("nan"),
     }

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from negrl.records import Problem, Verdict
+from negrl.tasks.sampling import distinct_problems
 
 
 ANSWER_RE = re.compile(r"Answer:\s*(-?\d+)")
@@ -112,19 +113,7 @@ def generate_problems(
     cfg: ArithmeticConfig, n: int, seed: int, exclude: set[str] | frozenset[str] = frozenset()
 ) -> list[Problem]:
     """``n`` distinct problems, deterministic in ``seed``; problems whose id is in ``exclude`` are skipped."""
-    rng = random.Random(f"arithmetic/{cfg.name}/{seed}")
-    seen: set[str] = set(exclude)
-    out: list[Problem] = []
-    attempts = 0
-    while len(out) < n:
-        attempts += 1
-        if attempts > 50 * n + 1000:
-            raise ValueError(f"could not find {n} distinct problems for {cfg} (the space is too small)")
-        p = make_problem(rng, cfg)
-        if p.problem_id not in seen:
-            seen.add(p.problem_id)
-            out.append(p)
-    return out
+    return distinct_problems(lambda rng: make_problem(rng, cfg), n, f"arithmetic/{cfg.name}/{seed}", exclude=exclude)
 
 
 def make_splits(cfg: ArithmeticConfig, n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:

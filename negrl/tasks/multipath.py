@@ -33,6 +33,7 @@ from typing import Any
 
 from negrl.records import Problem, Verdict
 from negrl.tasks import arithmetic
+from negrl.tasks.sampling import distinct_problems
 
 
 STEP_RE = arithmetic.STEP_RE
@@ -203,19 +204,7 @@ def generate_problems(
     cfg: MultipathConfig, n: int, seed: int, exclude: set[str] | frozenset[str] = frozenset()
 ) -> list[Problem]:
     """``n`` distinct problems, deterministic in ``seed``; problems whose id is in ``exclude`` are skipped."""
-    rng = random.Random(f"multipath/{cfg.name}/{seed}")
-    seen: set[str] = set(exclude)
-    out: list[Problem] = []
-    attempts = 0
-    while len(out) < n:
-        attempts += 1
-        if attempts > 50 * n + 1000:
-            raise ValueError(f"could not find {n} distinct problems for {cfg} (the space is too small)")
-        p = make_problem(rng, cfg)
-        if p.problem_id not in seen:
-            seen.add(p.problem_id)
-            out.append(p)
-    return out
+    return distinct_problems(lambda rng: make_problem(rng, cfg), n, f"multipath/{cfg.name}/{seed}", exclude=exclude)
 
 
 def make_splits(cfg: MultipathConfig, n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from negrl.records import Problem, Verdict
+from negrl.tasks.sampling import distinct_problems
 
 
 ANSWER_RE = re.compile(r"Answer:\s*(-?\d+)")
@@ -109,19 +110,11 @@ def generate_problems(
     ``exclude`` holds graph keys (``meta["graph"]``) or problem ids (``"star:<graph>:<target>"``); a problem on an
     excluded graph is skipped, whatever its target.
     """
-    rng = random.Random(f"path_star/{cfg.name}/{seed}")
-    seen: set[str] = {e.split(":")[1] if e.startswith("star:") else e for e in exclude}
-    out: list[Problem] = []
-    attempts = 0
-    while len(out) < n:
-        attempts += 1
-        if attempts > 50 * n + 1000:
-            raise ValueError(f"could not find {n} distinct graphs for {cfg} (the id range is too small)")
-        p = make_problem(rng, cfg)
-        if p.meta["graph"] not in seen:
-            seen.add(p.meta["graph"])
-            out.append(p)
-    return out
+    graphs = {e.split(":")[1] if e.startswith("star:") else e for e in exclude}
+    return distinct_problems(
+        lambda rng: make_problem(rng, cfg), n, f"path_star/{cfg.name}/{seed}",
+        key=lambda p: p.meta["graph"], exclude=graphs, what="graphs",
+    )
 
 
 def make_splits(cfg: PathStarConfig, n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
