@@ -45,7 +45,7 @@ def ensure_base_policy(base: dict[str, Any], out: Path) -> dict[str, Any]:
         return json.loads(metrics_path.read_text(encoding="utf-8"))
     names = {f.name for f in dataclasses.fields(BasePolicyConfig)}
     cfg = BasePolicyConfig(**{k: v for k, v in base.items() if k in names})
-    args = base_sft_args(str(out), disable_tqdm=False, **{k: v for k, v in base.items() if k not in names})
+    args = base_sft_args(str(out), **{"disable_tqdm": False, **{k: v for k, v in base.items() if k not in names}})
     print(f"[demo] training the base policy into {out} ...", flush=True)
     return train_base_policy(cfg, args)
 
@@ -124,7 +124,10 @@ def run_demo(config_path: Path, fresh: bool = False) -> str:
         shutil.rmtree(out)
     base_metrics = ensure_base_policy(cfg.get("base", {}), out / "base")
     base = cfg.get("base", {})
+    # The pipeline inherits the base's task and held-out split size unless the YAML says otherwise.
     task = {"task": base.get("task", "arithmetic"), "task_kwargs": base.get("task_kwargs", {})}
+    if "n_test" in base:
+        task["n_test"] = base["n_test"]
     pipeline = PipelineConfig.from_dict(
         {**task, **cfg.get("pipeline", {}), "base_policy": str(out / "base"), "output_dir": str(out / "pipeline")},
         where=str(config_path),
