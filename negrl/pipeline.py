@@ -476,6 +476,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown:  # fail before any sampling or training, not after
+        raise ValueError(f"unknown method(s) {unknown} in `methods`; registered: {sorted(METHODS)}")
     write_resolved_config(cfg)
     data = prepare_data(cfg)
     results: dict[str, Any] = {}
