@@ -90,7 +90,11 @@ def test_code_references_all(shared_data) -> None:
     )
     assert len(problems) == 164 + 974 + 427
     good = _verify_all([(p, p.solution) for p in problems], limits=SLOW_OK)
-    failed = [p.problem_id for p, g in zip(problems, good) if g is not True]
+    # A reference that ran out of wall-clock among 4 parallel sandboxes on a loaded 2-core machine (e.g.
+    # mbpp_sanitized:123, ~3.5 s alone) is rechecked alone with a larger limit; a wrong reference still fails.
+    alone = SandboxLimits(wall_s=300.0, cpu_s=120)
+    failed = [p.problem_id for p, g in zip(problems, good) if g is not True
+              and code_verifier.verify(p, p.solution, limits=alone).correct is not True]
     assert failed == [], failed
     bad = _verify_all([(p, _perturb_code(p)) for p in problems], limits=SLOW_OK)
     passed_anyway = [p.problem_id for p, b in zip(problems, bad) if b is not False]
