@@ -108,7 +108,8 @@ def test_two_cpu_processes_with_torchrun(trained_policy_dir, tmp_path):
     if torchrun is None:
         pytest.skip("torchrun not installed next to the interpreter")
     out = tmp_path / "ddp"
-    cmd = [torchrun, "--nproc_per_node", "2", str(REPO / "recipes/train_step_rl.py"),
+    # --standalone: a free rendezvous port, so a busy default port (29500) cannot fail the run.
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", str(REPO / "recipes/train_step_rl.py"),
            "--config", str(REPO / "recipes/configs/step_rl/tiny_test.yaml"), "--base_policy", str(trained_policy_dir),
            "--output_dir", str(out), "--method", "step_dpo", "--method", "awr", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

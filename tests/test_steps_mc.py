@@ -228,8 +228,10 @@ def test_two_processes_split_units_and_agree(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(DIST_SCRIPT.format(tests=str(tests), root=str(tests.parent)))
     torchrun = Path(sys.executable).with_name("torchrun")
-    subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script), str(tmp_path / "out")], check=True,
-                   capture_output=True, timeout=600)
+    # --standalone: a free rendezvous port, so a busy default port (29500) cannot fail the run.
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     problems, rollouts, verdicts = _resume_inputs()
     single = label_monte_carlo(problems, rollouts, verdicts, config=MonteCarloConfig(k=1, unit_size=2),
                                continue_fn=Hashed(problems))
