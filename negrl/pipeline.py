@@ -302,7 +302,8 @@ def _finish(ctx: MethodContext, trainer: Any, tokenizer: Any, dataset: Dataset, 
         save_policy(model, tokenizer, ctx.output_dir)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         done = {"rows": len(dataset), "steps": trainer.state.global_step, "first_loss": losses[0] if losses else None,
-                "last_loss": losses[-1] if losses else None, "build": stats.as_dict() if stats else None}
+                "last_loss": losses[-1] if losses else None, "build": stats.as_dict() if stats else None,
+                "options": _jsonable(ctx.options)}
         (ctx.output_dir / "done.json").write_text(json.dumps(done, indent=2), encoding="utf-8")
     acc.wait_for_everyone()
     return str(ctx.output_dir)
@@ -443,11 +444,21 @@ def run_method(cfg: PipelineConfig, name: str, data: PipelineData) -> str:
     out = cfg.run_dir / "models" / name
     if name == "base":
         return cfg.base_policy
-    if (out / "done.json").exists():
+    options = dict(cfg.method_options.get(name, {}))
+    done = out / "done.json"
+    if done.exists():
+        # A finished model is reused only for the options it was trained with (like the data stages' config check).
+        stored = json.loads(done.read_text(encoding="utf-8")).get("options")
+        if stored is not None and stored != _jsonable(options):
+            raise StageError(f"{out} was trained with method options {stored}, not {_jsonable(options)}: "
+                             "delete it or use another output_dir")
         return str(out)
-    ctx = MethodContext(config=cfg, data=data, options=dict(cfg.method_options.get(name, {})), output_dir=out,
-                        seed=cfg.seed)
+    ctx = MethodContext(config=cfg, data=data, options=options, output_dir=out, seed=cfg.seed)
     return METHODS[name](ctx)
+
+
+def _jsonable(options: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(options, sort_keys=True, default=str))
 
 
 def evaluate_method(cfg: PipelineConfig, name: str, model_dir: str, test: list[Problem]) -> dict[str, Any]:

@@ -133,3 +133,24 @@ def test_cached_stage_refuses_a_stage_made_with_another_config(tmp_path):
     assert _cached_stage(tmp_path / "p", Problem, lambda: [], {"n_prompts": 1}) == made  # reused, not remade
     with pytest.raises(StageError, match="another output_dir"):
         _cached_stage(tmp_path / "p", Problem, lambda: [], {"n_prompts": 2})
+
+
+def test_finished_model_is_not_reused_for_other_method_options(tmp_path, monkeypatch):
+    from negrl.io import StageError
+    from negrl.pipeline import METHODS, PipelineConfig, run_method
+
+    calls = []
+
+    def fake(ctx):
+        calls.append(ctx.options)
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.output_dir / "done.json").write_text(json.dumps({"options": {"learning_rate": 0.001}}))
+        return str(ctx.output_dir)
+
+    monkeypatch.setitem(METHODS, "fake", fake)
+    cfg = PipelineConfig(output_dir=str(tmp_path), method_options={"fake": {"learning_rate": 1e-3}})
+    assert run_method(cfg, "fake", data=None) == run_method(cfg, "fake", data=None)
+    assert calls == [{"learning_rate": 1e-3}]  # the second call reused the finished model
+    other = PipelineConfig(output_dir=str(tmp_path), method_options={"fake": {"learning_rate": 3e-4}})
+    with pytest.raises(StageError, match="trained with method options"):
+        run_method(other, "fake", data=None)
