@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from negrl.records import Problem, Verdict
-from negrl.tasks.sampling import distinct_problems
+from negrl.tasks.sampling import disjoint_splits, distinct_problems
 
 
 ANSWER_RE = re.compile(r"Answer:\s*(-?\d+)")
@@ -118,9 +118,7 @@ def generate_problems(
 
 def make_splits(cfg: ArithmeticConfig, n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
     """Train and test problems that never share a problem (the test set is drawn first, then excluded)."""
-    test = generate_problems(cfg, n_test, seed=10_000 + seed)
-    train = generate_problems(cfg, n_train, seed=seed, exclude={p.problem_id for p in test})
-    return train, test
+    return disjoint_splits(generate_problems, cfg, n_train, n_test, seed)
 
 
 def extract_answer(completion: str) -> str | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from negrl.records import Problem
 from negrl.tasks import arithmetic
 from negrl.tasks.arithmetic import ArithmeticConfig
+from negrl.tasks.sampling import disjoint_splits
 
 
 DISTRACTORS = ("off_by_one", "wrong_operator", "dropped_step")
@@ -121,6 +122,4 @@ def make_splits(
     cfg: ArithmeticChoiceConfig, n_train: int, n_test: int, seed: int = 0
 ) -> tuple[list[Problem], list[Problem]]:
     """Disjoint train / test problems (test drawn first, as in ``arithmetic.make_splits``)."""
-    test = generate_problems(cfg, n_test, seed=10_000 + seed)
-    train = generate_problems(cfg, n_train, seed=seed, exclude={p.problem_id for p in test})
-    return train, test
+    return disjoint_splits(generate_problems, cfg, n_train, n_test, seed)

@@ -33,7 +33,7 @@ from typing import Any
 
 from negrl.records import Problem, Verdict
 from negrl.tasks import arithmetic
-from negrl.tasks.sampling import distinct_problems
+from negrl.tasks.sampling import disjoint_splits, distinct_problems
 
 
 STEP_RE = arithmetic.STEP_RE
@@ -209,9 +209,7 @@ def generate_problems(
 
 def make_splits(cfg: MultipathConfig, n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
     """Train and test problems that never share an expression (the test set is drawn first, then excluded)."""
-    test = generate_problems(cfg, n_test, seed=10_000 + seed)
-    train = generate_problems(cfg, n_train, seed=seed, exclude={p.problem_id for p in test})
-    return train, test
+    return disjoint_splits(generate_problems, cfg, n_train, n_test, seed)
 
 
 def verify(problem: Problem, completion: str) -> Verdict:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from negrl.records import Problem, Verdict
-from negrl.tasks.sampling import distinct_problems
+from negrl.tasks.sampling import disjoint_splits, distinct_problems
 
 
 ANSWER_RE = re.compile(r"Answer:\s*(-?\d+)")
@@ -119,9 +119,7 @@ def generate_problems(
 
 def make_splits(cfg: PathStarConfig, n_train: int, n_test: int, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
     """Train and test problems that never share a graph (the test set is drawn first, its graphs excluded)."""
-    test = generate_problems(cfg, n_test, seed=10_000 + seed)
-    train = generate_problems(cfg, n_train, seed=seed, exclude={p.meta["graph"] for p in test})
-    return train, test
+    return disjoint_splits(generate_problems, cfg, n_train, n_test, seed, key=lambda p: p.meta["graph"])
 
 
 def extract_answer(completion: str) -> str | None:

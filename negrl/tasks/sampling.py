@@ -35,3 +35,18 @@ def distinct_problems(
             seen.add(k)
             out.append(p)
     return out
+
+
+def disjoint_splits(
+    generate: Callable[..., list[Problem]],
+    cfg: object,
+    n_train: int,
+    n_test: int,
+    seed: int,
+    key: Callable[[Problem], str] = lambda p: p.problem_id,
+) -> tuple[list[Problem], list[Problem]]:
+    """Train and test problems that never share a ``key``: the test set is drawn first (seed ``10_000 + seed``) and
+    its keys are excluded from the training draw, so the test set does not depend on ``n_train``."""
+    test = generate(cfg, n_test, seed=10_000 + seed)
+    train = generate(cfg, n_train, seed=seed, exclude={key(p) for p in test})
+    return train, test
