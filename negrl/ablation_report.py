@@ -80,12 +80,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = "greedy", log_x: bool = False,
                 xlabel: str = "volume", title: str = "", ylabel: str | None = None) -> Path:
     """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind)."""
-    import matplotlib
+    from negrl.figures import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = new_figure((6.4, 4.2))
     for (method, kind), by_vol in group_rows(rows).items():
         pts = [(v, _stats([100 * r[metric] for r in rs])) for v, rs in by_vol.items()
                if all(r.get(metric) is not None for r in rs)]
@@ -104,12 +101,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = 
     ax.set_title(title or "mean over seeds, band = min–max")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_ablation_outputs(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Path]:

@@ -47,22 +47,52 @@ def checkpoint_dirs(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def probe_checkpoints(
-    run_dir: str | Path, problems: Sequence[Problem], max_new_tokens: int = 24, samples: int = 1
+    run_dir: str | Path, problems: Sequence[Problem], max_new_tokens: int = 24, samples: int = 1,
+    known: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """The Clever-Hans trajectory of a base run: first-step stats of every saved checkpoint (and the final model)."""
-    from negrl.modeling import load_policy
+    """The Clever-Hans trajectory of a base run: first-step stats of every saved checkpoint (and the final model).
 
+    ``known``: rows of an earlier probe (``probe.json``); a checkpoint already probed on the same ``n`` problems is
+    not probed again, so probing a run that is still training only costs the new checkpoints.
+    """
+    from negrl.modeling import load_policy
+    from negrl.tokenizer import build_char_tokenizer
+
+    done = {(r["step"], r["greedy"]["n"]): r for r in known if isinstance(r.get("step"), int)}
     rows = []
     dirs = checkpoint_dirs(run_dir)
     if (Path(run_dir) / "config.json").exists():
         dirs.append((10**9, Path(run_dir)))
     for step, d in dirs:
+        if (step, float(len(problems))) in done:
+            rows.append(done[(step, float(len(problems)))])
+            continue
         model, _ = load_policy(d, device="cpu")
-        from negrl.tokenizer import build_char_tokenizer
-
         stats = first_step_eval(model, build_char_tokenizer(), problems, max_new_tokens, samples)
         rows.append({"step": step if step < 10**9 else "final", "dir": str(d), **stats})
     return rows
+
+
+def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, picked: int | None = None) -> Path:
+    """PNG of the Clever-Hans trajectory: first-step and later-given-first accuracy (greedy) vs training step."""
+    from negrl.figures import new_figure, save_figure
+
+    pts = sorted((r["step"], r["greedy"]) for r in rows if isinstance(r["step"], int))
+    if not pts:
+        raise ValueError("no checkpoint rows to plot")
+    steps = [s for s, _ in pts]
+    fig, ax = new_figure((6.4, 4.0))
+    ax.plot(steps, [100 * g["first"] for _, g in pts], marker="o", label="first step (arm choice)")
+    ax.plot(steps, [100 * g["later_given_first"] for _, g in pts], marker="s", label="later steps | right first step")
+    ax.axhline(100 * pts[0][1]["chance"], color="gray", linestyle="--", label="chance (1/D)")
+    if picked is not None:
+        ax.axvline(picked, color="black", linestyle=":", label=f"base picked (step {picked})")
+    ax.set_xlabel("SFT step (fresh gold graphs)")
+    ax.set_ylabel("held-out greedy accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, path)
 
 
 def method_first_step_stats(
@@ -178,6 +208,54 @@ def export_checkpoint(run_dir: str | Path, step: int, out_dir: str | Path) -> Pa
     return out
 
 
+def audit_step_credit(run_dir: Path) -> dict[str, Any]:
+    """Audit of the per-step credit on path-star against the exact step checker, from one seed's stored stages.
+
+    ``mc``: wrong rollouts whose Monte-Carlo critical step (``StepLabels.first_error``, one step per line) is the
+    exact first wrong line, and how the disagreements fall (MC earlier / later / none). ``pairs`` (when the
+    per-step DPO rows were built): rows whose chosen side verifies, whose rejected side is exactly the wrong rollout
+    cut after its exact first wrong line, which carry EOS on that side iff it is the whole stopped completion (never
+    on a truncated one), and whose ``critical_step`` is the exact one.
+    """
+    import json
+
+    from negrl.io import read_stage
+
+    problems = {p.problem_id: p for p in read_stage(run_dir / "problems", Problem)}
+    rollouts = {r.rollout_id: r for r in read_stage(run_dir / "rollouts", Rollout)}
+    mc = {"n": 0, "agree": 0, "mc_earlier": 0, "mc_later": 0, "mc_none": 0}
+    for lab in read_stage(run_dir / "step_labels", StepLabels):
+        r = rollouts[lab.rollout_id]
+        exact = path_star.first_error(problems[r.problem_id], r.completion)
+        if exact is None:
+            continue
+        mc["n"] += 1
+        if lab.first_error is None:
+            mc["mc_none"] += 1
+        else:
+            key = "agree" if lab.first_error == exact else "mc_earlier" if lab.first_error < exact else "mc_later"
+            mc[key] += 1
+    out: dict[str, Any] = {"mc": mc}
+    rows_path = run_dir / "data" / "step_dpo.jsonl"
+    if rows_path.exists():
+        pairs = {"n": 0, "chosen_correct": 0, "rejected_cut_at_exact_error": 0, "eos_iff_whole_solution": 0,
+                 "critical_step_exact": 0}
+        for line in rows_path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            problem, wrong = problems[row["problem_id"]], rollouts[row["rejected_id"]]
+            exact = path_star.first_error(problem, wrong.completion)
+            cut = "".join(wrong.completion.splitlines(keepends=True)[: (exact or 0) + 1])
+            pairs["n"] += 1
+            pairs["chosen_correct"] += bool(path_star.verify(problem, row["chosen"]).correct)
+            pairs["rejected_cut_at_exact_error"] += exact is not None and row["rejected"] == cut
+            # EOS belongs only on a rejected side that is the whole (stopped) completion, never on a truncated one
+            whole = cut.rstrip() == wrong.completion.rstrip() and wrong.finish_reason == "stop"
+            pairs["eos_iff_whole_solution"] += row["rejected_eos"] == whole
+            pairs["critical_step_exact"] += row["critical_step"] == exact
+        out["pairs"] = pairs
+    return out
+
+
 def experiment_diagnostics(cfg: Any, runs: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """Task-specific diagnostics of a finished ``negrl.pipeline.run_seeds``: per seed, path-star first-step stats of
     every method, or multi-path spurious-step statistics of the rollouts and their Monte-Carlo advantages."""
@@ -191,7 +269,8 @@ def experiment_diagnostics(cfg: Any, runs: dict[int, dict[str, Any]]) -> dict[in
             _, test = split_problems(dataclasses.replace(cfg, seed=seed))
             results = run.get("results") or stored_results(run_dir)
             dirs = {m: r["model_dir"] for m, r in results.items()}
-            out[seed] = {"first_step": method_first_step_stats(dirs, test, cfg.max_new_tokens, cfg.eval_samples)}
+            out[seed] = {"first_step": method_first_step_stats(dirs, test, cfg.max_new_tokens, cfg.eval_samples),
+                         "audit": audit_step_credit(run_dir)}
         elif cfg.task == "multipath":
             problems = read_stage(run_dir / "problems", Problem)
             rollouts = read_stage(run_dir / "rollouts", Rollout)

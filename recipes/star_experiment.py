@@ -2,14 +2,13 @@
 
 Commands:
 
-    # 1. the path-star base: SFT on fresh gold graphs, a checkpoint every 100 steps; from scratch ...
+    # 1. the path-star base: SFT on fresh gold graphs (D=2, L=2, ids 10..99), a checkpoint every 250 steps (~40 min)
     python recipes/sft.py --config recipes/configs/base/path_star.yaml --output_dir runs/star_base_run
-    # ... or warm-started from a tiny policy that already copies digits (much faster on CPU; see negrl.task_diagnostics)
-    python recipes/star_experiment.py --warm_start runs/base/multipath --base_config \
-        recipes/configs/base/path_star.yaml --output_dir runs/star_base_run
-    # 2. its Clever-Hans trajectory (first-step accuracy vs later|first per checkpoint); pick a step, export it
-    python recipes/star_experiment.py --probe_checkpoints runs/star_base_run
-    python recipes/star_experiment.py --export runs/star_base_run --step 600 --to runs/base/path_star
+    #    (or warm-started from a tiny policy that already copies digits: --warm_start INIT_DIR --base_config ...)
+    # 2. its Clever-Hans trajectory (first-step accuracy vs later|first per checkpoint; trajectory.png); pick a step
+    #    in the break-out (first step clearly above chance, far from solved) and export it as the base
+    python recipes/star_experiment.py --probe_checkpoints runs/star_base_run --step 1750
+    python recipes/star_experiment.py --export runs/star_base_run --step 1750 --to runs/base/path_star
     # 3. the methods on path-star: base / RFT / outcome DPO / per-step DPO / AWR (+ BCPG-NSA, Likra if registered)
     python recipes/star_experiment.py --config recipes/configs/star/path_star.yaml --seeds 0 1 2
 
@@ -35,6 +34,7 @@ from negrl.task_diagnostics import (
     experiment_diagnostics,
     export_checkpoint,
     first_step_table,
+    plot_trajectory,
     probe_checkpoints,
     stored_results,
 )
@@ -51,7 +51,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probe_checkpoints", metavar="RUN_DIR", help="first-step stats of each checkpoint of a run")
     parser.add_argument("--n_probe", type=int, default=256, help="held-out problems per checkpoint probe")
     parser.add_argument("--export", metavar="RUN_DIR", help="export checkpoint --step of RUN_DIR as a base (--to)")
-    parser.add_argument("--step", type=int)
+    parser.add_argument("--step", type=int, help="with --export: the checkpoint; with --probe_checkpoints: marked")
     parser.add_argument("--to")
     parser.add_argument("--warm_start", metavar="INIT_DIR", help="train the base of --base_config from this policy")
     parser.add_argument("--base_config", help="YAML of recipes/sft.py (BasePolicyConfig + SFTConfig fields)")
@@ -78,22 +78,26 @@ def warm_start(init_dir: str, base_config: str, output_dir: str | None) -> None:
     print(json.dumps(metrics, indent=2))
 
 
-def probe(run_dir: str, n: int) -> None:
+def probe(run_dir: str, n: int, picked: int | None = None) -> None:
     test = read_stage(Path(run_dir) / "problems" / "test", Problem)[:n]
-    rows = probe_checkpoints(run_dir, test)
-    (Path(run_dir) / "probe.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    cache = Path(run_dir) / "probe.json"
+    known = json.loads(cache.read_text(encoding="utf-8")) if cache.exists() else []
+    rows = probe_checkpoints(run_dir, test, known=known)
+    cache.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    plot = plot_trajectory(rows, Path(run_dir) / "trajectory.png", picked=picked)
     print(f"| step | greedy acc % | first % (chance {100 * rows[0]['greedy']['chance']:.0f}) | later given first % "
           f"| sampled acc % | sampled first % |\n| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         g, s = r["greedy"], r["sampled"]
         print(f"| {r['step']} | {100 * g['acc']:.1f} | {100 * g['first']:.1f} | {100 * g['later_given_first']:.1f} "
               f"| {100 * s['acc']:.1f} | {100 * s['first']:.1f} |")
+    print(f"plot: {plot}")
 
 
 def main() -> None:
     a = make_parser().parse_args()
     if a.probe_checkpoints:
-        return probe(a.probe_checkpoints, a.n_probe)
+        return probe(a.probe_checkpoints, a.n_probe, picked=a.step)
     if a.warm_start:
         return warm_start(a.warm_start, a.base_config, a.output_dir)
     if a.export:
@@ -120,8 +124,11 @@ def main() -> None:
     print(table)
     if cfg.task == "path_star":
         ftable = first_step_table(diag)
-        (out / "diagnostics.md").write_text(ftable + "\n", encoding="utf-8")
+        audits = "\n".join(f"seed {seed} audit vs the exact step checker: {json.dumps(d['audit'])}"
+                            for seed, d in diag.items())
+        (out / "diagnostics.md").write_text(ftable + "\n\n" + audits + "\n", encoding="utf-8")
         print(ftable)
+        print(audits)
     else:
         for seed, d in diag.items():
             print(f"seed {seed}: {json.dumps(d)}")

@@ -279,3 +279,33 @@ def test_ablation_end_to_end_real_pipeline(tmp_path: Path, trained_policy_dir: P
     assert {p: p.stat().st_mtime for p in stamps} == stamps  # nothing retrained
     paths = write_ablation_outputs(rows, tmp_path / "abl")
     assert paths["plot_per_problem"].read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,knobs,n_train,epochs", [
+    # one-node arms: the path is a copy of t, learned in ~10 s (two-node arms need far longer); mixed right / wrong
+    ("path_star", {"arms": 2, "arm_length": 1, "min_id": 0, "max_id": 9}, 300, 40),
+    ("multipath", {"n_terms": 2, "digits": 1, "distractor_prob": 0.3}, 2000, 3),
+])
+def test_ablation_accepts_the_other_embedded_tasks(
+    tmp_path: Path, task: str, knobs: dict, n_train: int, epochs: int
+) -> None:
+    """The ablation runs on either second embedded task by config alone (the pipeline's task / task_kwargs)."""
+    from negrl.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
+
+    base = tmp_path / "base"
+    train_base_policy(
+        BasePolicyConfig(task=task, task_kwargs=knobs, n_train=n_train, n_test=16, max_new_tokens=40, eval_samples=1,
+                         threads=1),
+        base_sft_args(str(base), num_train_epochs=epochs, warmup_steps=20, disable_tqdm=True),
+    )
+    over = {"base_policy": str(base), "task": task, "task_kwargs": knobs, "n_prompts": 16, "n_test": 16,
+            "samples_per_prompt": 4, "max_new_tokens": 40, "threads": 1}
+    acfg = AblationConfig(output_dir=str(tmp_path / "abl"), pipeline_config="recipes/configs/step_rl/tiny_test.yaml",
+                          pipeline=over, seeds=[0], sweeps=[SweepSpec("step_dpo", "per_problem", [0, 2])])
+    rows = run_ablation(acfg, log=lambda s: None)
+    assert [(r["trained_as"], r["volume"]) for r in rows] == [("rft", 0), ("step_dpo", 2)]
+    assert all(0.0 <= r["greedy"] <= 1.0 for r in rows)
+    data = tmp_path / "abl" / "data" / "seed0"
+    problems = [json.loads(line) for f in sorted((data / "problems").glob("*.jsonl")) for line in f.open()]
+    assert problems and {p["domain"] for p in problems} == {task}

@@ -276,3 +276,13 @@ def test_rerank_end_to_end(trained_policy_dir, tmp_path):
     acc = {(r["method"], r.get("w"), r.get("norm")): r.get("acc") for r in rows}
     assert 0.0 <= acc[("likra", 1.0, False)] <= acc[("oracle_pass@k", None, None)] <= 1.0
     assert rows[-1]["train_pos"] > 0 and rows[-1]["train_neg"] > 0
+
+
+def test_learning_curve_plot_is_a_png(tmp_path):
+    from negrl.likra.experiment import plot_curve
+
+    rows = [{"mode": "base", "n": 0, "w": None, "acc_norm": 0.5}]
+    rows += [{"mode": m, "n": n, "w": 1.0, "acc_norm": 0.5 + n / 1000} for m in ("sft", "likra", "base_likra")
+             for n in (64, 128)]
+    out = plot_curve(rows, tmp_path / "deep" / "curve.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

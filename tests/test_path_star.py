@@ -159,3 +159,67 @@ def test_export_checkpoint_copies_weights_and_splits(tmp_path):
     assert [p.problem_id for p in read_stage(out / "problems" / "test", Problem)] == [p.problem_id for p in test]
     with pytest.raises(FileNotFoundError, match="checkpoint-300"):
         export_checkpoint(run, 300, tmp_path / "x")
+
+
+def test_probe_reuses_checkpoints_already_probed(tmp_path, monkeypatch):
+    from negrl import modeling, task_diagnostics
+
+    probed = []
+    monkeypatch.setattr(modeling, "load_policy", lambda d, device="cpu": (str(d), None))
+    monkeypatch.setattr(task_diagnostics, "first_step_eval",
+                        lambda model, tok, problems, *a: probed.append(model) or {"greedy": {"n": float(len(problems))}})
+    run = tmp_path / "run"
+    for step in (100, 200):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+    test = get_task("path_star", arms=2, arm_length=2, max_id=9).generate_problems(3, seed=0)
+    row = {"step": 100, "dir": "x", "greedy": {"acc": 0.5, "n": 3.0}, "sampled": {"acc": 0.25, "n": 3.0}}
+    rows = task_diagnostics.probe_checkpoints(run, test, known=[row])
+    assert rows[0] == row and rows[1]["step"] == 200 and probed == [str(run / "checkpoint-200")]
+    task_diagnostics.probe_checkpoints(run, test[:2], known=[row])  # other problems: probed again
+    assert probed[1:] == [str(run / "checkpoint-100"), str(run / "checkpoint-200")]
+
+
+def test_trajectory_plot_is_a_png(tmp_path):
+    from negrl.task_diagnostics import plot_trajectory
+
+    rows = [{"step": s, "greedy": {"first": f, "later_given_first": 1.0, "chance": 0.5}}
+            for s, f in ((250, 0.3), (500, 0.5), (750, 0.7))] + [{"step": "final", "greedy": {}}]
+    out = plot_trajectory(rows, tmp_path / "t.png", picked=500)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no checkpoint"):
+        plot_trajectory(rows[-1:], tmp_path / "u.png")
+
+
+def test_audit_step_credit_against_the_exact_checker(tmp_path):
+    import json
+
+    from negrl.io import write_stage
+    from negrl.records import Rollout, StepLabels
+    from negrl.steps.segment import split_lines
+    from negrl.task_diagnostics import audit_step_credit
+
+    p = _hand_problem()
+    wrong = {"w0": "7\n5\nAnswer: 5", "w1": "1\n8\nAnswer: 8", "w2": "2\n8\nAnswer: 8", "w3": "1\n4\nAnswer: 5"}
+    rollouts = [Rollout(rollout_id=k, problem_id=p.problem_id, completion=c, sample_index=i)
+                for i, (k, c) in enumerate(wrong.items())]
+    labels = []
+    # exact first errors 0, 1, 0, 2; MC: agrees, earlier, finds no error (w3 has no MC label)
+    for r, mc_first in zip(rollouts[:3], (0, 0, None)):
+        steps = split_lines(r.completion)
+        labels.append(StepLabels(rollout_id=r.rollout_id, steps=steps, values=[0.0] * len(steps),
+                                 labels=[None] * len(steps), first_error=mc_first, source="mc"))
+    write_stage(tmp_path / "problems", [p], Problem)
+    write_stage(tmp_path / "rollouts", rollouts, Rollout)
+    write_stage(tmp_path / "step_labels", labels, StepLabels)
+    rows = [{"problem_id": p.problem_id, "rejected_id": "w0", "chosen": p.solution, "rejected": "7\n",
+             "rejected_eos": False, "critical_step": 0},
+            {"problem_id": p.problem_id, "rejected_id": "w1", "chosen": "7\n5\nAnswer: 5", "rejected": "1\n",
+             "rejected_eos": True, "critical_step": 0},  # wrong chosen, cut too early, EOS, wrong critical step
+            {"problem_id": p.problem_id, "rejected_id": "w3", "chosen": p.solution, "rejected": "1\n4\nAnswer: 5",
+             "rejected_eos": True, "critical_step": 2}]  # the wrong line is the last: the whole solution, with EOS
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "step_dpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    audit = audit_step_credit(tmp_path)
+    assert audit["mc"] == {"n": 3, "agree": 1, "mc_earlier": 1, "mc_later": 0, "mc_none": 1}
+    assert audit["pairs"] == {"n": 3, "chosen_correct": 2, "rejected_cut_at_exact_error": 2,
+                              "eos_iff_whole_solution": 2, "critical_step_exact": 2}

@@ -207,12 +207,9 @@ def volume_rows(output_dir: str | Path, ws: list[float], pos_n: int | None = Non
 
 def plot_curve(rows: list[dict[str, Any]], path: str | Path, w: float = 1.0, metric: str = "acc_norm") -> Path:
     """PNG of ``metric`` vs training examples per head: SFT vs Likra vs Base-Likra (at weight ``w``), base as a line."""
-    import matplotlib
+    from negrl.figures import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure((6, 4))
     for mode, label in (("sft", "SFT (pos head)"), ("likra", f"Likra (w={w})"), ("base_likra", f"Base-Likra (w={w})")):
         pts = sorted((r["n"], r[metric]) for r in rows if r["mode"] == mode and (mode == "sft" or r["w"] == w))
         if pts:
@@ -225,11 +222,7 @@ def plot_curve(rows: list[dict[str, Any]], path: str | Path, w: float = 1.0, met
     ax.set_ylabel(metric)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
