@@ -2,7 +2,8 @@
 
 Commands:
 
-    # 1. the path-star base: SFT on fresh gold graphs (D=2, L=2, ids 10..99), a checkpoint every 250 steps (~40 min)
+    # 1. the path-star base: SFT on fresh gold graphs (D=2, L=2, ids 10..99), a checkpoint every 250 steps; the
+    #    break-out is over by ~3,000 steps (~26 min on one CPU thread), where the run can be stopped
     python recipes/sft.py --config recipes/configs/base/path_star.yaml --output_dir runs/star_base_run
     #    (or warm-started from a tiny policy that already copies digits: --warm_start INIT_DIR --base_config ...)
     # 2. its Clever-Hans trajectory (first-step accuracy vs later|first per checkpoint; trajectory.png); pick a step
