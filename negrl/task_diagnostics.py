@@ -52,24 +52,31 @@ def probe_checkpoints(
 ) -> list[dict[str, Any]]:
     """The Clever-Hans trajectory of a base run: first-step stats of every saved checkpoint (and the final model).
 
-    ``known``: rows of an earlier probe (``probe.json``); a checkpoint already probed on the same ``n`` problems is
-    not probed again, so probing a run that is still training only costs the new checkpoints.
+    ``known``: rows of an earlier probe (``probe.json``); a checkpoint already probed on the same ``n`` problems,
+    with the same weights file (modification time), is not probed again, so probing a run that is still training
+    only costs the new checkpoints, and a run retrained into the same directory is probed afresh.
     """
     from negrl.modeling import load_policy
     from negrl.tokenizer import build_char_tokenizer
 
-    done = {(r["step"], r["greedy"]["n"]): r for r in known if isinstance(r.get("step"), int)}
+    def stamp(d: Path) -> float | None:
+        weights = d / "model.safetensors"
+        return weights.stat().st_mtime if weights.exists() else None
+
+    done = {(r["step"], r["greedy"]["n"], r.get("weights_mtime")): r for r in known}
     rows = []
     dirs = checkpoint_dirs(run_dir)
     if (Path(run_dir) / "config.json").exists():
         dirs.append((10**9, Path(run_dir)))
     for step, d in dirs:
-        if (step, float(len(problems))) in done:
-            rows.append(done[(step, float(len(problems)))])
+        name = step if step < 10**9 else "final"
+        key = (name, float(len(problems)), stamp(d))
+        if key[2] is not None and key in done:
+            rows.append(done[key])
             continue
         model, _ = load_policy(d, device="cpu")
         stats = first_step_eval(model, build_char_tokenizer(), problems, max_new_tokens, samples)
-        rows.append({"step": step if step < 10**9 else "final", "dir": str(d), **stats})
+        rows.append({"step": name, "dir": str(d), "weights_mtime": key[2], **stats})
     return rows
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from negrl.records import Problem
@@ -171,12 +173,17 @@ def test_probe_reuses_checkpoints_already_probed(tmp_path, monkeypatch):
     run = tmp_path / "run"
     for step in (100, 200):
         (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "model.safetensors").write_text("weights")
     test = get_task("path_star", arms=2, arm_length=2, max_id=9).generate_problems(3, seed=0)
-    row = {"step": 100, "dir": "x", "greedy": {"acc": 0.5, "n": 3.0}, "sampled": {"acc": 0.25, "n": 3.0}}
+    mtime = (run / "checkpoint-100" / "model.safetensors").stat().st_mtime
+    row = {"step": 100, "dir": "x", "weights_mtime": mtime, "greedy": {"acc": 0.5, "n": 3.0}, "sampled": {}}
     rows = task_diagnostics.probe_checkpoints(run, test, known=[row])
     assert rows[0] == row and rows[1]["step"] == 200 and probed == [str(run / "checkpoint-200")]
     task_diagnostics.probe_checkpoints(run, test[:2], known=[row])  # other problems: probed again
     assert probed[1:] == [str(run / "checkpoint-100"), str(run / "checkpoint-200")]
+    os.utime(run / "checkpoint-100" / "model.safetensors", (mtime + 10, mtime + 10))  # retrained in place
+    task_diagnostics.probe_checkpoints(run, test, known=rows)
+    assert probed[3:] == [str(run / "checkpoint-100")]  # checkpoint 200 is unchanged: reused
 
 
 def test_trajectory_plot_is_a_png(tmp_path):
