@@ -43,6 +43,7 @@ from negrl.builders import AWRRowConfig, BuildStats, PairConfig, awr_rows, outco
 from negrl.evaluation import evaluate_policy
 from negrl.generation import GenerationConfig, format_prompt, generate_rollouts
 from negrl.io import StageError, StageWriter, is_complete, read_stage, write_stage
+from negrl.processes import process_state
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.tasks import get_task
 from negrl.verifiers import verify_rollouts
@@ -134,14 +135,6 @@ MethodFn = Callable[[MethodContext], str]
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _state() -> Any:
-    """The process state. On a CPU ``cpu=True`` is needed: without it ``torchrun`` processes each see one process."""
-    import torch
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available())
-
-
 def benchmark_splits(cfg: PipelineConfig) -> tuple[list[Problem], list[Problem]]:
     """A real benchmark (``negrl.benchmarks``): prompts = a seeded sample of its train split, test = its test split."""
     import random
@@ -220,7 +213,7 @@ def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None) 
     if model is None:
         model, tokenizer = load_policy(cfg.base_policy)
     prompts, test = split_problems(cfg)
-    state = _state()
+    state = process_state()
     with state.main_process_first():
         problems = _cached_stage(cfg.run_dir / "problems", Problem, lambda: prompts,
                                  {"seed": cfg.seed, "n_prompts": cfg.n_prompts, "task": cfg.task})
@@ -310,7 +303,7 @@ def _finish(ctx: MethodContext, trainer: Any, tokenizer: Any, dataset: Dataset, 
 
 
 def _dump(ctx: MethodContext, name: str, dataset: Dataset) -> None:
-    if _state().is_main_process:
+    if process_state().is_main_process:
         path = ctx.config.run_dir / "data" / f"{name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         dataset.to_json(str(path), lines=True)
@@ -431,7 +424,7 @@ METHODS: dict[str, MethodFn] = {
 
 
 def write_resolved_config(cfg: PipelineConfig) -> None:
-    if _state().is_main_process:
+    if process_state().is_main_process:
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), sort_keys=False)
         (cfg.run_dir / "config.yaml").write_text(text, encoding="utf-8")
@@ -495,9 +488,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in cfg.methods:
         model_dir = run_method(cfg, name, data)
-        if _state().is_main_process:
+        if process_state().is_main_process:
             results[name] = evaluate_method(cfg, name, model_dir, data.test_problems)
-    _state().wait_for_everyone()
+    process_state().wait_for_everyone()
     return {"data": data_summary(data), "results": results}
 
 

@@ -44,6 +44,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from negrl.io import StageWriter
+from negrl.processes import num_processes, process_state
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.steps.segment import segment
 from negrl.verifiers import verify
@@ -328,16 +329,14 @@ def label_monte_carlo(
     plan = plan_units([it.rollout for it in items], config.unit_size)
     units = list(range(len(plan)))
     model_name = str(getattr(model, "name_or_path", "") or "")
-    n_proc = _num_processes()
+    n_proc = num_processes()
     if n_proc == 1:
         writer = StageWriter(out_dir, StepLabels, _stage_config(config, items, model_name)) if out_dir else None
         labelled = _run_units(units, plan, items, continue_fn, config, writer)
     else:
-        import torch
-        from accelerate import PartialState
         from accelerate.utils import gather_object
 
-        state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes need the gloo backend asked for
+        state = process_state()
         with state.split_between_processes(units) as my_units:
             sub = Path(out_dir) / f"proc-{state.process_index:02d}-of-{n_proc:02d}" if out_dir else None
             writer = StageWriter(sub, StepLabels, _stage_config(config, items, model_name)) if sub else None
@@ -345,10 +344,3 @@ def label_monte_carlo(
         labelled = gather_object(mine)
     order = {it.rollout.rollout_id: i for i, it in enumerate(items)}
     return sorted(labelled, key=lambda lab: order[lab.rollout_id])
-
-
-def _num_processes() -> int:
-    """Processes launched by ``accelerate launch`` / torchrun (1 otherwise); avoids initialising a backend."""
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1"))
