@@ -19,8 +19,9 @@ LLM judge and PRM, rule ``and``; sources and rule configurable), ``"mc"`` (Monte
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from negrl.builders.bcpg import (
     mining_stats,
 )
 from negrl.generation import GenerationConfig, generate_rollouts
-from negrl.io import StageError, read_stage, write_stage
+from negrl.io import StageError, cached_stage, read_stage
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.verifiers import verify_rollouts
 
@@ -132,16 +133,19 @@ def sample_and_verify(
     gen = GenerationConfig(num_samples=cfg.num_samples, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                            batch_size=cfg.gen_batch_size, seed=seed, backend=cfg.backend,
                            use_chat_template=cfg.use_chat_template)
-    try:
-        return read_stage(out_dir / "rollouts", Rollout), read_stage(out_dir / "verdicts", Verdict)
-    except (StageError, FileNotFoundError):
-        pass
-    rollouts = generate_rollouts(problems, model, tokenizer, gen)
-    verdicts = verify_rollouts(list(problems), rollouts)
-    stage_cfg = {**dataclasses.asdict(gen), "n_problems": len(problems)}
-    write_stage(out_dir / "rollouts", rollouts, Rollout, config=stage_cfg)
-    write_stage(out_dir / "verdicts", verdicts, Verdict, config=stage_cfg)
+    # The problems' ids are part of the key: another problem set in the same directory is refused, not reused.
+    stage_cfg = {**dataclasses.asdict(gen), "n_problems": len(problems),
+                 "problems": _digest(p.problem_id for p in problems)}
+    rollouts = cached_stage(out_dir / "rollouts", Rollout, lambda: generate_rollouts(problems, model, tokenizer, gen),
+                            stage_cfg)
+    verdicts = cached_stage(out_dir / "verdicts", Verdict, lambda: verify_rollouts(list(problems), rollouts),
+                            stage_cfg)
     return rollouts, verdicts
+
+
+def _digest(ids: Iterable[str]) -> str:
+    """A short stable digest of a sequence of ids (stage keys; never a security use)."""
+    return hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------------------- annotators
@@ -175,7 +179,7 @@ def _label_mc(ctx: LabelContext) -> list[StepLabels]:
                           segment_rule=ctx.cfg.segment_rule, use_chat_template=ctx.cfg.use_chat_template,
                           batch_size=ctx.cfg.gen_batch_size, show_progress=False)
     return label_monte_carlo(ctx.problems, ctx.rollouts, ctx.verdicts, ctx.model, ctx.tokenizer, mc,
-                             out_dir=ctx.out_dir / "mc")
+                             out_dir=ctx.out_dir / f"{_stage_name('mc', ctx)}-units")  # its resumable work units
 
 
 def _label_prm(ctx: LabelContext) -> list[StepLabels]:
@@ -208,18 +212,38 @@ SOURCES: dict[str, Callable[[LabelContext], list[StepLabels]]] = {
 ANNOTATORS = ("consensus", *SOURCES)
 
 
+def source_config(source: str, ctx: LabelContext) -> dict[str, Any]:
+    """The settings that decide a source's labels: they key its cached stage (so a changed setting relabels)."""
+    cfg = ctx.cfg
+    own = {
+        "oracle": {},
+        "mc": {"mc_k": cfg.mc_k, "max_new_tokens": cfg.max_new_tokens, "seed": ctx.seed,
+               "use_chat_template": cfg.use_chat_template},
+        "prm": {"prm_model": cfg.prm_model, "prm_threshold": cfg.prm_threshold},
+        "judge": {"judge_model": cfg.judge_model or "<the policy>"},
+    }[source]
+    return {"source": source, "segment_rule": cfg.segment_rule, "n": len(ctx.rollouts),
+            "rollouts": _digest(r.rollout_id for r in ctx.rollouts), **own}
+
+
+def _stage_name(source: str, ctx: LabelContext) -> str:
+    """``labels-{source}-{digest of its settings}``: sources with other settings (variants) never share a stage."""
+    return f"labels-{source}-{_digest([json.dumps(source_config(source, ctx), sort_keys=True)])}"
+
+
 def label_source(source: str, ctx: LabelContext) -> list[StepLabels]:
-    """Labels of one source (``ctx.precomputed`` first), cached as a stage ``out_dir/labels-{source}``."""
+    """Labels of one source (``ctx.precomputed`` first), cached as the stage ``out_dir/labels-{source}-{digest}``.
+
+    The digest is of ``source_config`` (the source's own settings and the negatives' ids), so changing a setting
+    (``prm_threshold``, ``judge_model``, ``mc_k``, ...) labels afresh instead of reusing stale labels. Not in the key:
+    the *contents* of a model directory retrained in place (``prm_model``, the policy the judge runs on).
+    """
     if source in ctx.precomputed:
         return ctx.precomputed[source]
-    stage = ctx.out_dir / f"labels-{source}"
-    try:
-        return read_stage(stage, StepLabels)
-    except (StageError, FileNotFoundError):
-        pass
-    labels = SOURCES[source](ctx)
-    write_stage(stage, labels, StepLabels, config={"source": source, "n": len(ctx.rollouts)})
-    return labels
+    if source not in SOURCES:
+        raise ValueError(f"unknown label source {source!r}; expected one of {list(SOURCES)}")
+    return cached_stage(ctx.out_dir / _stage_name(source, ctx), StepLabels, lambda: SOURCES[source](ctx),
+                        source_config(source, ctx))
 
 
 def annotate(ctx: LabelContext) -> list[StepLabels]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -203,6 +203,23 @@ def read_stage(directory: str | os.PathLike, record_type: type[R]) -> list[R]:
     if len(out) != manifest["count"]:
         raise StageError(f"{directory}: manifest says {manifest['count']} records, shards hold {len(out)}")
     return out
+
+
+def cached_stage(
+    directory: str | os.PathLike, record_type: type[R], make: Callable[[], list[R]], config: dict[str, Any]
+) -> list[R]:
+    """Reuse a complete stage made with the same ``config`` (another config raises ``StageError``), else make it."""
+    directory, wanted = Path(directory), _normalise(config)
+    if is_complete(directory):
+        stored = json.loads((directory / MANIFEST).read_text(encoding="utf-8")).get("config") or {}
+        if stored != wanted:
+            keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+            raise StageError(f"{directory} was made with another config (differs in {keys}: stored {stored}, "
+                             f"asked {wanted}): use another output directory, or delete it to redo it")
+        return read_stage(directory, record_type)
+    records = make()
+    write_stage(directory, records, record_type, config=config)
+    return records
 
 
 def write_stage(

@@ -42,7 +42,7 @@ from datasets import Dataset
 from negrl.builders import AWRRowConfig, BuildStats, PairConfig, awr_rows, outcome_dpo_pairs, rft_rows, step_dpo_pairs
 from negrl.evaluation import evaluate_policy
 from negrl.generation import GenerationConfig, format_prompt, generate_rollouts
-from negrl.io import StageError, StageWriter, is_complete, read_stage, write_stage
+from negrl.io import StageError, StageWriter, cached_stage, is_complete, read_stage
 from negrl.processes import process_state
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.tasks import get_task
@@ -193,18 +193,6 @@ def sample_rollouts(cfg: PipelineConfig, problems: list[Problem], model: Any, to
     return writer.records()
 
 
-def _cached_stage(path: Path, record_type: type, make: Callable[[], list[Any]], config: dict[str, Any]) -> list[Any]:
-    """Reuse a complete stage made with the same ``config`` (another config raises ``StageError``), else make it."""
-    if is_complete(path):
-        stored = json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("config")
-        if stored != json.loads(json.dumps(config, sort_keys=True, default=str)):
-            raise StageError(f"{path} was made with config {stored}, not {config}: use another output_dir")
-        return read_stage(path, record_type)
-    records = make()
-    write_stage(path, records, record_type, config=config)
-    return records
-
-
 def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None) -> PipelineData:
     """Run (or reuse) the data stages of one seed; every process gets the full data."""
     from negrl.modeling import load_policy
@@ -215,10 +203,10 @@ def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None) 
     prompts, test = split_problems(cfg)
     state = process_state()
     with state.main_process_first():
-        problems = _cached_stage(cfg.run_dir / "problems", Problem, lambda: prompts,
+        problems = cached_stage(cfg.run_dir / "problems", Problem, lambda: prompts,
                                  {"seed": cfg.seed, "n_prompts": cfg.n_prompts, "task": cfg.task})
         rollouts = sample_rollouts(cfg, problems, model, tokenizer)
-        verdicts = _cached_stage(cfg.run_dir / "verdicts", Verdict, lambda: verify_rollouts(problems, rollouts),
+        verdicts = cached_stage(cfg.run_dir / "verdicts", Verdict, lambda: verify_rollouts(problems, rollouts),
                                  {"seed": cfg.seed, "rollouts": len(rollouts)})
     mc = MonteCarloConfig(**{"seed": cfg.seed, "use_chat_template": cfg.use_chat_template,
                              "max_new_tokens": cfg.max_new_tokens, "show_progress": cfg.show_progress, **cfg.mc})

@@ -114,6 +114,46 @@ def test_trainer_runs_with_lora_and_changes_adapter(groups, tiny_model, char_tok
     assert pos_gain > neg_gain
 
 
+def test_annotator_labels_are_keyed_by_their_settings(groups, tmp_path, monkeypatch):
+    """A changed source setting labels afresh (no stale reuse); the same settings reuse the stage; others refuse."""
+    import dataclasses
+
+    import negrl.bcpg as bcpg
+    from negrl.io import StageError
+
+    problems, rollouts, verdicts = groups
+    negatives = [r for r, v in zip(rollouts, verdicts) if v.correct is False]
+    calls: list[float] = []
+
+    def fake_prm(ctx):  # exact labels, marked with the threshold they were asked with
+        from negrl.steps.judge import OracleJudge
+
+        calls.append(ctx.cfg.prm_threshold)
+        return [dataclasses.replace(lab, source="prm", detail=str(ctx.cfg.prm_threshold))
+                for lab in OracleJudge().label(ctx.problems, ctx.rollouts)]
+
+    monkeypatch.setitem(bcpg.SOURCES, "prm", fake_prm)
+
+    def ctx(threshold):
+        cfg = bcpg.BCPGRunConfig(annotator="prm", prm_model="some/prm", prm_threshold=threshold)
+        return bcpg.LabelContext(problems, negatives, verdicts, None, None, cfg, 0, tmp_path)
+
+    first = bcpg.annotate(ctx(0.5))
+    assert bcpg.annotate(ctx(0.5)) == first and calls == [0.5]  # same settings: the stage is reused
+    assert [lab.detail for lab in bcpg.annotate(ctx(0.8))] == ["0.8"] * len(negatives) and calls == [0.5, 0.8]
+    assert len(list(tmp_path.glob("labels-prm-*/manifest.json"))) == 2
+    with pytest.raises(ValueError, match="unknown label source"):
+        bcpg.label_source("nope", ctx(0.5))
+    # sampling stages are keyed too: another problem set in the same directory is refused, never reused
+    monkeypatch.setattr(bcpg, "generate_rollouts", lambda probs, *a: [r for r in rollouts if r.problem_id in
+                                                                      {p.problem_id for p in probs}])
+    cfg = bcpg.BCPGRunConfig()
+    got, _ = bcpg.sample_and_verify(problems, None, None, cfg, 0, tmp_path / "round")
+    assert got == rollouts and bcpg.sample_and_verify(problems, None, None, cfg, 0, tmp_path / "round")[0] == got
+    with pytest.raises(StageError, match="n_problems"):
+        bcpg.sample_and_verify(problems[:2], None, None, cfg, 0, tmp_path / "round")
+
+
 def test_config_validation(tmp_path):
     from negrl.trainers.bcpg_nsa import BCPGNSAConfig
 
@@ -153,8 +193,9 @@ def test_round_end_to_end_and_iterate(trained_policy_dir, tmp_path):
     history = run_rounds(cfg, args, tmp_path)
     assert [m["round"] for m in history] == [0, 1]
     r0 = tmp_path / "round-00"
-    for stage in ("rollouts", "verdicts", "samples", "labels-oracle"):
+    for stage in ("rollouts", "verdicts", "samples"):
         assert (r0 / stage / "manifest.json").exists()
+    assert len(list(r0.glob("labels-oracle-*/manifest.json"))) == 1
     assert (r0 / "config.yaml").exists() and (r0 / "policy" / "config.json").exists()
     assert history[0]["rows"] > 0 and 0.0 <= history[0]["held_out"]["greedy"] <= 1.0
     assert history[0]["mining"]["precision"] == 1.0 or history[0]["mining"]["mined_tokens"] == 0

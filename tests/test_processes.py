@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+
 SCRIPT = """
 import atexit, socket
 import torch.distributed as dist

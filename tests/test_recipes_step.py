@@ -123,18 +123,6 @@ def test_two_cpu_processes_with_torchrun(trained_policy_dir, tmp_path):
     assert (out / "seed0" / "step_labels" / "proc-00-of-02").exists()
 
 
-def test_cached_stage_refuses_a_stage_made_with_another_config(tmp_path):
-    from negrl.io import StageError
-    from negrl.pipeline import _cached_stage
-    from negrl.records import Problem
-
-    made = [Problem(problem_id="a", domain="arithmetic", prompt="Q: 1+1\n", answer="2")]
-    assert _cached_stage(tmp_path / "p", Problem, lambda: made, {"n_prompts": 1}) == made
-    assert _cached_stage(tmp_path / "p", Problem, lambda: [], {"n_prompts": 1}) == made  # reused, not remade
-    with pytest.raises(StageError, match="another output_dir"):
-        _cached_stage(tmp_path / "p", Problem, lambda: [], {"n_prompts": 2})
-
-
 def test_finished_model_is_not_reused_for_other_method_options(tmp_path, monkeypatch):
     from negrl.io import StageError
     from negrl.pipeline import METHODS, PipelineConfig, run_method

@@ -84,3 +84,13 @@ def test_malformed_line_names_file_and_line(tmp_path):
     path.write_text('{"rollout_id": "a", "correct": true}\n{"rollout_id": "b", "oops": 1}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: .*unknown field"):
         read_jsonl(path, Verdict)
+
+
+def test_cached_stage_reuses_same_config_and_refuses_another(tmp_path):
+    from negrl.io import StageError, cached_stage
+
+    made = [Problem(problem_id="a", domain="arithmetic", prompt="Q: 1+1\n", answer="2")]
+    assert cached_stage(tmp_path / "p", Problem, lambda: made, {"n_prompts": 1}) == made
+    assert cached_stage(tmp_path / "p", Problem, lambda: [], {"n_prompts": 1}) == made  # reused, not remade
+    with pytest.raises(StageError, match=r"differs in \['n_prompts'\].*another output directory"):
+        cached_stage(tmp_path / "p", Problem, lambda: [], {"n_prompts": 2})
