@@ -288,11 +288,14 @@ def experiment_diagnostics(cfg: Any, runs: dict[int, dict[str, Any]]) -> dict[in
     return out
 
 
-def stored_results(run_dir: Path) -> dict[str, Any]:
-    """The pipeline's cached evaluations of one seed (``run_dir/eval/<method>.json``), method → result."""
+def stored_results(run_dir: Path, methods: Sequence[str] = ()) -> dict[str, Any]:
+    """The pipeline's cached evaluations of one seed (``run_dir/eval/<method>.json``), method → result, in the
+    order of ``methods`` (the config's), then any other stored method alphabetically."""
     import json
 
-    return {f.stem: json.loads(f.read_text(encoding="utf-8")) for f in sorted((run_dir / "eval").glob("*.json"))}
+    found = {f.stem: f for f in sorted((run_dir / "eval").glob("*.json"))}
+    order = [m for m in methods if m in found] + [m for m in found if m not in methods]
+    return {m: json.loads(found[m].read_text(encoding="utf-8")) for m in order}
 
 
 def positive_step_labels(

@@ -111,7 +111,8 @@ def main() -> None:
     cfg = load_pipeline_config(a.config, methods=a.methods, output_dir=a.output_dir, base_policy=a.base_policy,
                                n_prompts=a.n_prompts)
     if a.diagnostics_only:
-        runs = {s: {"data": {}, "results": stored_results(Path(cfg.output_dir) / f"seed{s}")} for s in a.seeds}
+        runs = {s: {"data": {}, "results": stored_results(Path(cfg.output_dir) / f"seed{s}", cfg.methods)}
+                for s in a.seeds}
     else:
         runs = run_seeds(cfg, a.seeds)
     out = Path(cfg.output_dir)

@@ -230,3 +230,15 @@ def test_audit_step_credit_against_the_exact_checker(tmp_path):
     assert audit["mc"] == {"n": 3, "agree": 1, "mc_earlier": 1, "mc_later": 0, "mc_none": 1}
     assert audit["pairs"] == {"n": 3, "chosen_correct": 2, "rejected_cut_at_exact_error": 2,
                               "eos_iff_whole_solution": 2, "critical_step_exact": 2}
+
+
+def test_stored_results_follow_the_config_order(tmp_path):
+    import json
+
+    from negrl.task_diagnostics import stored_results
+
+    (tmp_path / "eval").mkdir()
+    for m in ("awr", "base", "rft", "extra"):
+        (tmp_path / "eval" / f"{m}.json").write_text(json.dumps({"method": m}))
+    got = stored_results(tmp_path, ["base", "rft", "step_dpo", "awr"])
+    assert list(got) == ["base", "rft", "awr", "extra"] and got["rft"] == {"method": "rft"}
