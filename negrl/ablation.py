@@ -162,6 +162,8 @@ class AblationConfig:
             references up to 8× larger: the multiplier needs the reference curve to reach the target).
         target / references / metric: The multiplier of positive data each reference needs to match ``target``.
         bootstrap: Bootstrap resamples over seeds for the multiplier interval (0 = none).
+        reference: Also evaluate the untrained base policy on the same held-out problems (row ``base`` of kind
+            ``reference``; a dashed line in the plots), so every curve is read against where it started.
     """
 
     output_dir: str = "runs/ablation/arithmetic"
@@ -177,6 +179,7 @@ class AblationConfig:
     references: list[str] = field(default_factory=lambda: ["sft_more", "rft"])
     metric: str = "greedy"
     bootstrap: int = 1000
+    reference: bool = True
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> AblationConfig:
@@ -314,6 +317,13 @@ def _negative_point(cfg: PipelineConfig, root: Path, spec: SweepSpec, value: flo
     return None if row is None else {**row, "method": spec.method, "kind": spec.kind, "volume": value}
 
 
+def reference_row(cfg: PipelineConfig, root: Path, data: PipelineData | None, experiment: str) -> list[dict]:
+    """The base policy on the seed's held-out problems (nothing trained), as a ``reference`` row (cached)."""
+    row = run_point(cfg, root, "base", "base", data, {})
+    return [] if row is None else [{"experiment": experiment, **row, "method": "base", "kind": "reference",
+                                    "volume": 0}]
+
+
 def likra_rows(spec: SweepSpec, root: Path, seed: int) -> list[dict[str, Any]]:
     """Train both Likra heads once for this seed (power-of-two checkpoints; skipped when done), score, read volumes."""
     from negrl.likra import experiment as lx
@@ -368,6 +378,8 @@ def run_ablation(acfg: AblationConfig, prepare: PrepareFn = prepare_data, log: C
         cfg = dataclasses.replace(base, seed=seed)
         rollout_specs = [s for s in specs if s.kind != "likra"]
         data = prepare_shared(cfg, prepare) if rollout_specs and not report_only else None
+        if acfg.reference and rollout_specs:
+            rows += reference_row(cfg, root, data, "negatives")
         points = [(s, v) for s in rollout_specs for v in s.values]
         for s, v in tqdm(points, desc=f"ablation seed {seed}", disable=not cfg.show_progress):
             try:
@@ -402,6 +414,8 @@ def run_efficiency(acfg: AblationConfig, prepare: PrepareFn = prepare_data, repo
     for seed in acfg.seeds:
         cfg = dataclasses.replace(base, seed=seed)
         data = None if report_only else prepare_shared(cfg, prepare)
+        if acfg.reference and "base" not in acfg.methods:
+            rows += reference_row(cfg, root, data, "efficiency")
         points = sorted((n, m) for m in acfg.methods for n in acfg.method_sizes.get(m, acfg.n_problems))
         points = [(m, n) for n, m in points]
         for m, n in tqdm(points, desc=f"efficiency seed {seed}", disable=not cfg.show_progress):

@@ -79,11 +79,18 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = "greedy", log_x: bool = False,
                 xlabel: str = "volume", title: str = "", ylabel: str | None = None) -> Path:
-    """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind)."""
+    """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind); ``reference``
+    rows (the untrained base) are a dashed level."""
     from negrl.figures import new_figure, save_figure
 
     fig, ax = new_figure((6.4, 4.2))
     for (method, kind), by_vol in group_rows(rows).items():
+        if kind == "reference":  # the untrained base: one level, not a curve
+            vals = [100 * r[metric] for rs in by_vol.values() for r in rs if r.get(metric) is not None]
+            if vals:
+                ax.axhline(sum(vals) / len(vals), color="0.4", linestyle="--", linewidth=1,
+                           label=f"{method} (untrained)")
+            continue
         pts = [(v, _stats([100 * r[metric] for r in rs])) for v, rs in by_vol.items()
                if all(r.get(metric) is not None for r in rs)]
         if not pts:
@@ -112,8 +119,9 @@ def write_ablation_outputs(rows: Sequence[dict[str, Any]], out: str | Path) -> d
     paths["table"].write_text(markdown_table(rows) + "\n", encoding="utf-8")
     labels = {"per_problem": "negatives per problem", "ratio": "negatives : positives ratio",
               "likra": "negative-head training examples"}
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        sel = [r for r in rows if r["kind"] == kind]
+    reference = [r for r in rows if r["kind"] == "reference"]
+    for kind in dict.fromkeys(r["kind"] for r in rows if r["kind"] != "reference"):
+        sel = [r for r in rows if r["kind"] == kind] + (reference if kind != "likra" else [])
         ylabel = "held-out multiple-choice accuracy (%)" if kind == "likra" else None  # Likra: acc, not greedy
         paths[f"plot_{kind}"] = plot_curves(sel, out / f"negatives_{kind}.png", xlabel=labels.get(kind, kind),
                                             ylabel=ylabel)

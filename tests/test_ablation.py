@@ -123,6 +123,9 @@ class FakeMethods:
 
     @staticmethod
     def _evaluate(cfg, name, model_dir, test) -> dict:
+        if name == "base":  # the untrained base policy (the reference row): nothing was trained
+            assert model_dir == cfg.base_policy
+            return {"greedy": 0.25, "sampled": 0.125}
         done = json.loads((Path(model_dir) / "done.json").read_text())
         return {"greedy": done["greedy"], "sampled": done["greedy"] / 2, "train": done}
 
@@ -143,7 +146,10 @@ def test_ablation_sweep_caches_and_writes_outputs(tmp_path: Path, monkeypatch: p
     assert sorted(n for n, _ in fake.calls) == ["rft"] * 2 + ["step_dpo"] * 6
     assert fake.prepared == [0, 1]
     assert all(o["pairs"]["negatives_per_problem"] is None for n, o in fake.calls if n == "step_dpo")
-    assert len(rows) == 10
+    assert len(rows) == 12
+    ref = [r for r in rows if r["kind"] == "reference"]
+    assert [(r["method"], r["seed"], r["greedy"]) for r in ref] == [("base", 0, 0.25), ("base", 1, 0.25)]
+    rows = [r for r in rows if r["kind"] != "reference"]
     zero = [r for r in rows if r["volume"] == 0]
     assert {r["trained_as"] for r in zero} == {"rft"} and {r["rows"] for r in zero} == {0}
     r2 = next(r for r in rows if r["kind"] == "per_problem" and r["volume"] == 2 and r["seed"] == 1)
@@ -153,15 +159,17 @@ def test_ablation_sweep_caches_and_writes_outputs(tmp_path: Path, monkeypatch: p
     again = run_ablation(acfg, prepare=fake.prepare, log=lambda s: None)
     assert fake.calls == [], "a rerun must reuse every finished point"
     assert run_ablation(acfg, prepare=fake.prepare, log=lambda s: None, report_only=True) == again
-    assert [(r["kind"], r["volume"], r["seed"], r["greedy"]) for r in again] == \
+    assert [(r["kind"], r["volume"], r["seed"], r["greedy"]) for r in again if r["kind"] != "reference"] == \
         [(r["kind"], r["volume"], r["seed"], r["greedy"]) for r in rows]
 
-    paths = write_ablation_outputs(rows, tmp_path / "abl")
+    paths = write_ablation_outputs(again, tmp_path / "abl")
     with paths["csv"].open() as f:
         lines = list(csv.DictReader(f))
-    assert len(lines) == 10 and lines[0]["method"] == "step_dpo" and set(lines[0]) == set(ablation.CSV_FIELDS)
+    assert len(lines) == 12 and lines[0]["method"] == "base" and set(lines[0]) == set(ablation.CSV_FIELDS)
     table = paths["table"].read_text()
     assert "| step_dpo | per_problem | 2 | step_dpo | 0,1 | 42.5 ± 0.7 | 42.0, 43.0 |" in table
+    assert "| base | reference | 0 | base | 0,1 | 25.0 ± 0.0 | 25.0, 25.0 | 12.5 ± 0.0 |" in table
+    assert "plot_reference" not in paths  # a dashed level inside each plot, not a plot of its own
     for kind in ("per_problem", "ratio"):
         assert paths[f"plot_{kind}"].read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "abl" / "ablation_config.yaml").exists()
@@ -186,9 +194,11 @@ def test_claim_locks_and_takes_over_stale(tmp_path: Path, monkeypatch: pytest.Mo
     held.parent.mkdir(parents=True)
     held.write_text(str(os.getppid()))
     rows = run_ablation(acfg, prepare=fake.prepare, log=lambda s: None)
-    assert [r["volume"] for r in rows] == [0] and [n for n, _ in fake.calls] == ["rft"]
+    assert [(r["kind"], r["volume"]) for r in rows] == [("reference", 0), ("per_problem", 0)]
+    assert [n for n, _ in fake.calls] == ["rft"]
     held.unlink()
-    assert [r["volume"] for r in run_ablation(acfg, prepare=fake.prepare, log=lambda s: None)] == [0, 1]
+    again = run_ablation(acfg, prepare=fake.prepare, log=lambda s: None)
+    assert [r["volume"] for r in again if r["kind"] == "per_problem"] == [0, 1]
 
 
 def test_missing_method_is_an_error(tmp_path: Path) -> None:
@@ -247,7 +257,8 @@ def test_efficiency_curve_caches_and_reports(tmp_path: Path, monkeypatch: pytest
                           method_sizes={"step_dpo": [1, 2]}, pipeline={"show_progress": False}, bootstrap=50)
     assert acfg.pipeline_cfg().n_prompts == 4
     rows = run_efficiency(acfg, prepare=fake.prepare)
-    assert len(fake.calls) == 16 and len(rows) == 16
+    assert len(fake.calls) == 16 and len(rows) == 18  # + the base reference of each seed
+    assert sum(r["kind"] == "reference" for r in rows) == 2
     assert {r["volume"] for r in rows if r["method"] == "step_dpo"} == {1, 2}
     assert {r["rows"] for r in rows if r["volume"] == 1} == {len(_wrong_ids(subsample_problems(fake_data(), 1)))}
     fake.calls.clear()
@@ -270,9 +281,11 @@ def test_ablation_end_to_end_real_pipeline(tmp_path: Path, trained_policy_dir: P
     acfg = AblationConfig(output_dir=str(tmp_path / "abl"), pipeline_config="recipes/configs/step_rl/tiny_test.yaml",
                           pipeline=over, seeds=[0], sweeps=[SweepSpec("step_dpo", "per_problem", [0, 1, 4])])
     rows = run_ablation(acfg, log=lambda s: None)
-    assert [(r["trained_as"], r["volume"]) for r in rows] == [("rft", 0), ("step_dpo", 1), ("step_dpo", 4)]
+    assert [(r["trained_as"], r["volume"]) for r in rows] == [("base", 0), ("rft", 0), ("step_dpo", 1),
+                                                               ("step_dpo", 4)]
     assert all(0.0 <= r["greedy"] <= 1.0 for r in rows)
-    assert rows[1]["rows"] <= 16 and rows[1]["rows"] <= rows[2]["rows"]  # at most one pair per problem at volume 1
+    assert rows[0]["kind"] == "reference" and rows[0]["model_dir"] == str(trained_policy_dir)
+    assert rows[2]["rows"] <= 16 and rows[2]["rows"] <= rows[3]["rows"]  # at most one pair per problem at volume 1
     stamps = {p: p.stat().st_mtime for p in (tmp_path / "abl" / "points").rglob("done.json")}
     assert len(stamps) == 3
     assert run_ablation(acfg, log=lambda s: None) == rows
@@ -304,7 +317,7 @@ def test_ablation_accepts_the_other_embedded_tasks(
     acfg = AblationConfig(output_dir=str(tmp_path / "abl"), pipeline_config="recipes/configs/step_rl/tiny_test.yaml",
                           pipeline=over, seeds=[0], sweeps=[SweepSpec("step_dpo", "per_problem", [0, 2])])
     rows = run_ablation(acfg, log=lambda s: None)
-    assert [(r["trained_as"], r["volume"]) for r in rows] == [("rft", 0), ("step_dpo", 2)]
+    assert [(r["trained_as"], r["volume"]) for r in rows] == [("base", 0), ("rft", 0), ("step_dpo", 2)]
     assert all(0.0 <= r["greedy"] <= 1.0 for r in rows)
     data = tmp_path / "abl" / "data" / "seed0"
     problems = [json.loads(line) for f in sorted((data / "problems").glob("*.jsonl")) for line in f.open()]
