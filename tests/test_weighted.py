@@ -100,3 +100,27 @@ def test_real_bpe_tokenizer_weights_follow_token_starts():
     for (start, _), w in zip(enc["offset_mapping"], out["token_weights"][n_prompt:-1]):
         assert w == (0.5 if start < 6 else -1.0 if start < 13 else 1.0)
     assert tok.decode(out["input_ids"][n_prompt:-1]) == COMPLETION
+
+
+def test_lora_init_depends_on_args_seed_only(char_tokenizer, tmp_path):
+    """The adapter is wrapped before Trainer.__init__ seeds: its init must not depend on what the process ran
+    before (a variant's LoRA would otherwise depend on the variants trained earlier in the same process)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+
+    from negrl.modeling import build_tiny_llama
+    from negrl.trainers.bcpg_nsa import BCPGNSAConfig, BCPGNSATrainer
+
+    rows = Dataset.from_list([{"prompt": "Q: 1+1\n", "completion": "A: 2", "advantage": 1.0, "ref_logp": -1.0}])
+
+    def lora_a(rng_draws: int, seed: int) -> torch.Tensor:
+        model = build_tiny_llama(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seed=0)
+        torch.rand(rng_draws)  # whatever the process did before
+        args = BCPGNSAConfig(output_dir=str(tmp_path), report_to=[], seed=seed, disable_tqdm=True)
+        trainer = BCPGNSATrainer(model, args, train_dataset=rows, processing_class=char_tokenizer,
+                                 peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                        task_type="CAUSAL_LM"))
+        return next(p for n, p in trainer.model.named_parameters() if "lora_A" in n).detach().clone()
+
+    assert torch.equal(lora_a(1, seed=3), lora_a(1000, seed=3))
+    assert not torch.equal(lora_a(1, seed=3), lora_a(1, seed=4))

@@ -252,7 +252,11 @@ class WeightedCompletionTrainer(Trainer):
             raise ValueError(f"{type(self).__name__} needs processing_class (the tokenizer)")
         if peft_config is not None:
             from peft import get_peft_model
+            from transformers import set_seed
 
+            # The adapter's random init must depend on args.seed alone (TRL's trainers seed before wrapping too),
+            # not on what the process ran before: Trainer.__init__ seeds only after this point.
+            set_seed(args.seed)
             if args.gradient_checkpointing:
                 model.enable_input_require_grads()  # checkpointed frozen embeddings must still pass gradients
             model = get_peft_model(model, peft_config)
