@@ -85,6 +85,19 @@ def _randomise_lora(model, head: str, seed: int) -> None:
             p.data = torch.randn(p.shape, generator=g) * 0.5
 
 
+def test_attach_heads_init_follows_the_config_seed():
+    """The heads' LoRA init comes from ``LikraConfig.seed``, whatever the process drew before."""
+    from negrl.modeling import build_tiny_llama
+
+    def lora_a(draws: int, seed: int) -> torch.Tensor:
+        model = build_tiny_llama(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seed=0)
+        torch.rand(draws)
+        peft_model = attach_heads(model, LikraConfig(seed=seed))
+        return next(p for n, p in peft_model.named_parameters() if "lora_A.neg" in n).detach().clone()
+
+    assert torch.equal(lora_a(1, 7), lora_a(999, 7)) and not torch.equal(lora_a(1, 7), lora_a(1, 8))
+
+
 def _manual_logp(model, tokenizer, prompt: str, answer: str) -> float:
     p = tokenizer(prompt)["input_ids"]
     a = tokenizer(answer, add_special_tokens=False)["input_ids"]

@@ -90,3 +90,22 @@ def test_prm_rows_from_step_labels():
     assert prm_rows([p], [lab], soft=True)[0]["labels"] == [0.5, 0.0]
     with pytest.raises(ValueError, match="known problem"):
         prm_rows([], [lab])
+
+
+def test_prm_adapter_init_follows_args_seed(char_tokenizer, tmp_path):
+    """The PRM's LoRA init comes from ``args.seed``, whatever the process drew before (no training needed)."""
+    from peft import LoraConfig
+
+    from negrl.modeling import build_tiny_llama
+    from negrl.steps.prm import PRMTrainer
+
+    def lora_a(draws: int, seed: int) -> torch.Tensor:
+        model = build_tiny_llama(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seed=0)
+        torch.rand(draws)
+        args = PRMConfig(output_dir=str(tmp_path), disable_tqdm=True, seed=seed)
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        trainer = PRMTrainer(model=model, args=args, train_dataset=_rows(), processing_class=char_tokenizer,
+                             peft_config=lora)
+        return next(p for n, p in trainer.model.named_parameters() if "lora_A" in n).detach().clone()
+
+    assert torch.equal(lora_a(1, 5), lora_a(999, 5)) and not torch.equal(lora_a(1, 5), lora_a(1, 6))

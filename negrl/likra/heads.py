@@ -68,11 +68,15 @@ class LikraConfig:
 
 
 def attach_heads(model: Any, config: LikraConfig, heads: Sequence[str] = HEADS) -> Any:
-    """Wrap ``model`` in a ``PeftModel`` with one fresh LoRA adapter per head name; every base weight is frozen."""
+    """Wrap ``model`` in a ``PeftModel`` with one fresh LoRA adapter per head name; every base weight is frozen.
+
+    The adapters' random init is seeded with ``config.seed`` (not left to whatever the process drew before)."""
     from peft import PeftModel, get_peft_model
+    from transformers import set_seed
 
     if isinstance(model, PeftModel):
         raise ValueError("attach_heads expects a plain base model, got a PeftModel (merge or unload it first)")
+    set_seed(config.seed)
     peft_model = get_peft_model(model, config.lora_config(), adapter_name=heads[0])
     for head in heads[1:]:
         peft_model.add_adapter(head, config.lora_config())

@@ -128,7 +128,9 @@ class PRMTrainer(Trainer):
                  processing_class: Any, peft_config: Any | None = None, **kwargs: Any) -> None:
         if peft_config is not None:
             from peft import get_peft_model
+            from transformers import set_seed
 
+            set_seed(args.seed)  # the adapter's init from args.seed alone (Trainer.__init__ seeds only later)
             model = get_peft_model(model, peft_config)
         self.label_ids = label_token_ids(processing_class, args.positive_token, args.negative_token)
         if not isinstance(train_dataset, Dataset):
