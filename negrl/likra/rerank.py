@@ -12,6 +12,7 @@ policy that is evaluated by generation); ``run_rerank`` uses the same generation
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -117,9 +118,9 @@ class RerankConfig:
         task / task_kwargs: The task (an embedded task or a benchmark of ``negrl.benchmarks``).
         k: Samples per problem (temperature ``temperature``), for training and for reranking.
         n_train / n_test: Training prompts (verified samples train the heads) / held-out problems reranked.
-        heads: LoRA settings of both heads.
+        heads: LoRA settings of both heads (their ``seed`` is replaced by ``seed``).
         ws: Negative-head weights reported.
-        seed: Sampling and training seed.
+        seed: Sampling and training seed (the heads' LoRA init and data order too).
     """
 
     base_policy: str = "runs/base/arithmetic"
@@ -175,9 +176,10 @@ def run_rerank(cfg: RerankConfig) -> list[dict[str, Any]]:
     (pp, pa), (np_, na) = verified_pairs(train, tr_rollouts, tr_verdicts)
     if not pa or not na:
         raise ValueError(f"need both verified positives and negatives; got {len(pa)} and {len(na)}")
-    peft_model = attach_heads(model, cfg.heads)
-    train_head(peft_model, tokenizer, "pos", pp, pa, cfg.heads, out, disable_tqdm=True)
-    train_head(peft_model, tokenizer, "neg", np_, na, cfg.heads, out, disable_tqdm=True)
+    heads = dataclasses.replace(cfg.heads, seed=cfg.seed)
+    peft_model = attach_heads(model, heads)
+    train_head(peft_model, tokenizer, "pos", pp, pa, heads, out, disable_tqdm=True)
+    train_head(peft_model, tokenizer, "neg", np_, na, heads, out, disable_tqdm=True)
     by_id = {p.problem_id: p for p in test}
     logps = answer_logprobs(peft_model, tokenizer, [by_id[r.problem_id].prompt for r in te_rollouts],
                             [r.completion for r in te_rollouts], heads=("pos", "neg", BASE),
