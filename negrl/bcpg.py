@@ -19,9 +19,8 @@ LLM judge and PRM, rule ``and``; sources and rule configurable), ``"mc"`` (Monte
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from negrl.builders.bcpg import (
     mining_stats,
 )
 from negrl.generation import GenerationConfig, generate_rollouts
-from negrl.io import StageError, cached_stage, read_stage
+from negrl.io import StageError, cached_stage, ids_digest, read_stage
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.verifiers import verify_rollouts
 
@@ -135,17 +134,12 @@ def sample_and_verify(
                            use_chat_template=cfg.use_chat_template)
     # The problems' ids are part of the key: another problem set in the same directory is refused, not reused.
     stage_cfg = {**dataclasses.asdict(gen), "n_problems": len(problems),
-                 "problems": _digest(p.problem_id for p in problems)}
+                 "problems": ids_digest(p.problem_id for p in problems)}
     rollouts = cached_stage(out_dir / "rollouts", Rollout, lambda: generate_rollouts(problems, model, tokenizer, gen),
                             stage_cfg)
     verdicts = cached_stage(out_dir / "verdicts", Verdict, lambda: verify_rollouts(list(problems), rollouts),
                             stage_cfg)
     return rollouts, verdicts
-
-
-def _digest(ids: Iterable[str]) -> str:
-    """A short stable digest of a sequence of ids (stage keys; never a security use)."""
-    return hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------------------- annotators
@@ -178,8 +172,8 @@ def _label_mc(ctx: LabelContext) -> list[StepLabels]:
     mc = MonteCarloConfig(k=ctx.cfg.mc_k, max_new_tokens=ctx.cfg.max_new_tokens, seed=ctx.seed,
                           segment_rule=ctx.cfg.segment_rule, use_chat_template=ctx.cfg.use_chat_template,
                           batch_size=ctx.cfg.gen_batch_size, show_progress=False)
-    return label_monte_carlo(ctx.problems, ctx.rollouts, ctx.verdicts, ctx.model, ctx.tokenizer, mc,
-                             out_dir=ctx.out_dir / f"{_stage_name('mc', ctx)}-units")  # its resumable work units
+    units = ctx.out_dir / f"{_stage_name('mc', source_config('mc', ctx))}-units"  # its resumable work units
+    return label_monte_carlo(ctx.problems, ctx.rollouts, ctx.verdicts, ctx.model, ctx.tokenizer, mc, out_dir=units)
 
 
 def _label_prm(ctx: LabelContext) -> list[StepLabels]:
@@ -223,12 +217,12 @@ def source_config(source: str, ctx: LabelContext) -> dict[str, Any]:
         "judge": {"judge_model": cfg.judge_model or "<the policy>"},
     }[source]
     return {"source": source, "segment_rule": cfg.segment_rule, "n": len(ctx.rollouts),
-            "rollouts": _digest(r.rollout_id for r in ctx.rollouts), **own}
+            "rollouts": ids_digest(r.rollout_id for r in ctx.rollouts), **own}
 
 
-def _stage_name(source: str, ctx: LabelContext) -> str:
+def _stage_name(source: str, config: dict[str, Any]) -> str:
     """``labels-{source}-{digest of its settings}``: sources with other settings (variants) never share a stage."""
-    return f"labels-{source}-{_digest([json.dumps(source_config(source, ctx), sort_keys=True)])}"
+    return f"labels-{source}-{ids_digest([json.dumps(config, sort_keys=True)])}"
 
 
 def label_source(source: str, ctx: LabelContext) -> list[StepLabels]:
@@ -242,8 +236,8 @@ def label_source(source: str, ctx: LabelContext) -> list[StepLabels]:
         return ctx.precomputed[source]
     if source not in SOURCES:
         raise ValueError(f"unknown label source {source!r}; expected one of {list(SOURCES)}")
-    return cached_stage(ctx.out_dir / _stage_name(source, ctx), StepLabels, lambda: SOURCES[source](ctx),
-                        source_config(source, ctx))
+    config = source_config(source, ctx)
+    return cached_stage(ctx.out_dir / _stage_name(source, config), StepLabels, lambda: SOURCES[source](ctx), config)
 
 
 def annotate(ctx: LabelContext) -> list[StepLabels]:

@@ -23,6 +23,7 @@ Typical use inside a stage function::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -203,6 +204,11 @@ def read_stage(directory: str | os.PathLike, record_type: type[R]) -> list[R]:
     if len(out) != manifest["count"]:
         raise StageError(f"{directory}: manifest says {manifest['count']} records, shards hold {len(out)}")
     return out
+
+
+def ids_digest(ids: Iterable[str], length: int = 12) -> str:
+    """A short stable digest of a sequence of record ids, to key a stage's config (never a security use)."""
+    return hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()[:length]
 
 
 def cached_stage(

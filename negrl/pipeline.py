@@ -204,10 +204,10 @@ def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None) 
     state = process_state()
     with state.main_process_first():
         problems = cached_stage(cfg.run_dir / "problems", Problem, lambda: prompts,
-                                 {"seed": cfg.seed, "n_prompts": cfg.n_prompts, "task": cfg.task})
+                                {"seed": cfg.seed, "n_prompts": cfg.n_prompts, "task": cfg.task})
         rollouts = sample_rollouts(cfg, problems, model, tokenizer)
         verdicts = cached_stage(cfg.run_dir / "verdicts", Verdict, lambda: verify_rollouts(problems, rollouts),
-                                 {"seed": cfg.seed, "rollouts": len(rollouts)})
+                                {"seed": cfg.seed, "rollouts": len(rollouts)})
     mc = MonteCarloConfig(**{"seed": cfg.seed, "use_chat_template": cfg.use_chat_template,
                              "max_new_tokens": cfg.max_new_tokens, "show_progress": cfg.show_progress, **cfg.mc})
     labels = label_monte_carlo(problems, rollouts, verdicts, model, tokenizer, mc, out_dir=cfg.run_dir / "step_labels")

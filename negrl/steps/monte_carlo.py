@@ -35,7 +35,6 @@ Several processes (``accelerate launch``): units are split with ``PartialState()
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from negrl.io import StageWriter
+from negrl.io import StageWriter, ids_digest
 from negrl.processes import num_processes, process_state
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.steps.segment import segment
@@ -272,7 +271,7 @@ def _select(
 
 
 def _stage_config(config: MonteCarloConfig, items: list[_Item], model_name: str) -> dict[str, Any]:
-    ids = hashlib.sha1("\n".join(it.rollout.rollout_id for it in items).encode()).hexdigest()[:16]
+    ids = ids_digest((it.rollout.rollout_id for it in items), length=16)
     cfg = asdict(config)
     cfg.pop("show_progress")
     return {**cfg, "model": model_name, "n_rollouts": len(items), "rollout_ids_sha1": ids}
