@@ -36,7 +36,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m "slow and not gpu" $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 lint: $(STAMP)
-	$(PY) -m ruff check negrl recipes eval tests benchmarks
+	$(PY) -m ruff check negrl recipes eval tests perf
 
 clean:
 	rm -rf $(VENV) runs

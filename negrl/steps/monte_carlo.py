@@ -18,7 +18,7 @@ attaining the minimum value, if that minimum is below 1. On a wrong rollout with
 steps before the pit are ``True`` (their value is > 0), the pit and every later step ``False`` (error propagation);
 no pit → every step ``True``. ``first_error`` is the pit.
 
-Speed (``benchmarks/mc_labeling.py``): identical prefixes (same problem, same prefix text) are computed once; all
+Speed (``perf/mc_labeling.py``): identical prefixes (same problem, same prefix text) are computed once; all
 prefixes of a work unit go through ONE ``continue_fn`` call (``negrl.generation.generate_texts``: length-sorted
 chunks); the last step needs no generation; ``stop`` strings / ``max_new_tokens`` end continuations early; with
 ``early_stop`` the work goes level by level and a rollout stops being extended after its first zero.

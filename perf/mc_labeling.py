@@ -1,7 +1,7 @@
 """Monte-Carlo step-labelling throughput: ``negrl.steps.label_monte_carlo`` vs a naive loop, same run, same rollouts.
 
-    python benchmarks/mc_labeling.py --quick                      # < 1 min once a policy exists
-    python benchmarks/mc_labeling.py --policy runs/base/arithmetic --n-problems 128 --samples 8 --k 5
+    python perf/mc_labeling.py --quick                      # < 1 min once a policy exists
+    python perf/mc_labeling.py --policy runs/base/arithmetic --n-problems 128 --samples 8 --k 5
 
 Both label the same wrong rollouts of a tiny policy on the arithmetic task (K continuations per step prefix, the
 bare prompt included, the last step's value taken from the verdict):

@@ -1,7 +1,7 @@
 """Generation throughput of the Hugging Face backend: batched + length-bucketed vs one sequence at a time.
 
-    .venv/bin/python benchmarks/generation.py --quick            # < 1 min on 2 cores
-    .venv/bin/python benchmarks/generation.py --batch_sizes 16 64 256 1024 --n_prompts 1024 --repeats 3
+    .venv/bin/python perf/generation.py --quick            # < 1 min on 2 cores
+    .venv/bin/python perf/generation.py --batch_sizes 16 64 256 1024 --n_prompts 1024 --repeats 3
 
 A randomly initialised ~0.13M-parameter Llama (``build_tiny_llama(hidden_size=64, num_layers=2)``, the embedded
 default's size) samples up to ``--max_new_tokens`` tokens for prompts of the arithmetic task through

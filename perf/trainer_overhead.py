@@ -1,7 +1,7 @@
 """Training-step overhead of negrl's trainers against the TRL trainer they extend, measured in the same run.
 
-    .venv/bin/python benchmarks/trainer_overhead.py --quick          # < 1 min on 2 cores
-    .venv/bin/python benchmarks/trainer_overhead.py --only step_dpo_vs_trl_dpo --steps 60 --repeats 3
+    .venv/bin/python perf/trainer_overhead.py --quick          # < 1 min on 2 cores
+    .venv/bin/python perf/trainer_overhead.py --only step_dpo_vs_trl_dpo --steps 60 --repeats 3
 
 Each measurement in ``MEASUREMENTS`` (key → function) builds both trainers on *identical* token batches and the same
 freshly initialised tiny model + LoRA, then times single optimizer steps (forward, backward, update) of the two
