@@ -111,7 +111,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     if cfg.backend == "vllm":  # GPU: vLLM generates, the HF tokenizer formats chat prompts
         from negrl.modeling import load_tokenizer
-        from negrl.vllm_backend import load_vllm
+        from negrl.generation.vllm import load_vllm
 
         if cfg.adapter:
             raise ValueError("--adapter with --backend vllm is not supported: merge the adapter first")

@@ -110,6 +110,9 @@ class Rollout(Record):
         top_p: Nucleus sampling parameter (1.0 = off).
         seed: Seed of the generation call.
         prefix: Text forced before ``completion`` (Monte-Carlo continuations of a step prefix); "" for fresh samples.
+        completion_ids: The generated token ids behind ``completion`` (EOS and the stop string's tokens removed), when
+            the generator recorded them: a prefix of the rollout is then continued from these ids, never from
+            re-encoded text (``None`` for records written before ids were kept, or built from text).
     """
 
     key_field: ClassVar[str] = "rollout_id"
@@ -124,6 +127,7 @@ class Rollout(Record):
     top_p: float = 1.0
     seed: int | None = None
     prefix: str = ""
+    completion_ids: list[int] | None = None
 
 
 @dataclass

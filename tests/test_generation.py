@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from negrl.generation import GenerationConfig, _cut_at_stop, format_prompt, generate_rollouts, generate_texts
+from negrl.generation import GenerationConfig, cut_at_stop, format_prompt, generate_rollouts, generate_texts
 from negrl.records import Problem
 
 
@@ -55,8 +55,8 @@ def test_stop_strings_are_cut_and_finish_reasons_are_right(tiny_model, char_toke
         if n_tokens == 24:
             assert g.finish_reason == "length", g
     assert {g.finish_reason for g in free} == {"stop", "length"}
-    assert _cut_at_stop("abc\n\nQuestion: x", ["\n\nQuestion:", "x"]) == ("abc", True)
-    assert _cut_at_stop("abc", ["z"]) == ("abc", False)
+    assert cut_at_stop("abc\n\nQuestion: x", ["\n\nQuestion:", "x"]) == ("abc", True)
+    assert cut_at_stop("abc", ["z"]) == ("abc", False)
 
 
 def test_generate_rollouts_ids_and_samples(tiny_model, char_tokenizer) -> None:
@@ -81,7 +81,7 @@ def test_format_prompt_and_config_validation(char_tokenizer) -> None:
 def test_vllm_backend_matches_the_interface(tmp_path, char_tokenizer) -> None:
     pytest.importorskip("vllm")
     from negrl.modeling import build_tiny_llama, save_policy
-    from negrl.vllm_backend import load_vllm
+    from negrl.generation.vllm import load_vllm
 
     model = build_tiny_llama(hidden_size=128, num_layers=2, num_heads=2, seed=0)  # head_dim 64: every attention backend
     save_policy(model, char_tokenizer, tmp_path)

@@ -1,0 +1,96 @@
+"""Sampling settings, the generated record, and the one prompt builder shared by both backends.
+
+A *prompt* is either text or a list of token ids. Ids are how a Monte-Carlo continuation resumes a rollout exactly
+where the policy left it: re-encoding a prefix cut from text can give tokens the policy never generated (byte-level
+BPE merges ``"\\n" + "\\n"`` into one token), so cut rollouts are continued from their generated ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+Prompt = Union[str, list[int]]
+BACKENDS = ("hf", "vllm")
+
+
+@dataclass
+class GenerationConfig:
+    """Sampling settings.
+
+    Attributes:
+        num_samples: Completions per problem.
+        temperature: 0 means greedy decoding.
+        top_p: Nucleus sampling (1.0 = off: true ancestral sampling, which log-prob-based methods assume).
+        top_k: Top-k sampling (``None`` = off).
+        max_new_tokens: Hard cap on generated tokens; a completion that hits it has ``finish_reason="length"``.
+        batch_size: Sequences per ``generate`` call (HF backend).
+        stop: Stop strings; generation of a sequence ends at the first one, which is cut from the text.
+        seed: Base seed; each chunk is seeded from it and the chunk's position, so results are reproducible.
+        backend: ``"hf"`` or ``"vllm"``.
+        use_chat_template: Wrap each prompt as a user turn with the tokenizer's chat template (instruct models).
+        show_progress: Show a progress bar over chunks.
+    """
+
+    num_samples: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    max_new_tokens: int = 64
+    batch_size: int = 256
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+    backend: str = "hf"
+    use_chat_template: bool = False
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"GenerationConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.num_samples < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("GenerationConfig: num_samples, batch_size and max_new_tokens must be positive")
+
+
+@dataclass
+class Generated:
+    """One generated continuation.
+
+    Attributes:
+        text: Decoded text, stop string removed.
+        finish_reason: ``"stop"`` (EOS or a stop string) or ``"length"`` (hit ``max_new_tokens``).
+        token_ids: The generated ids behind ``text`` (EOS, padding and everything from the stop string on removed).
+    """
+
+    text: str
+    finish_reason: str
+    token_ids: list[int] = field(default_factory=list)
+
+
+def format_prompt(prompt: str, tokenizer: Any, use_chat_template: bool) -> str:
+    """The text fed to the model: the raw prompt, or the prompt as a user turn of the chat template."""
+    if not use_chat_template:
+        return prompt
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError("use_chat_template=True but the tokenizer has no chat template")
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop string, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def encode_prompts(prompts: Sequence[Prompt], tokenizer: Any) -> list[list[int]]:
+    """Token ids of each prompt: texts encoded in one batched call (no special tokens added), ids passed through."""
+    texts = [(i, p) for i, p in enumerate(prompts) if isinstance(p, str)]
+    out: list[list[int]] = [list(p) if not isinstance(p, str) else [] for p in prompts]
+    if texts:
+        enc = tokenizer([p for _, p in texts], add_special_tokens=False)["input_ids"]
+        for (i, _), ids in zip(texts, enc):
+            out[i] = list(ids)
+    return out
