@@ -174,6 +174,8 @@ class StepLabels(Record):
         source: ``"mc"``, ``"prm"``, ``"judge"``, ``"oracle"`` or ``"consensus"``.
         prefix_value: Value of the bare prompt (Monte-Carlo ``value(0)``), when the source computes it.
         detail: Free-form provenance (e.g. ``"K=5 best_of_k"``, raw judge output on a parse failure).
+        continuations: Monte-Carlo only: a verified-correct continuation of the prefix ending after step ``i``, keyed
+            ``str(i)`` (``"-1"`` = the bare prompt), for the prefixes where one was found.
     """
 
     key_field: ClassVar[str] = "rollout_id"
@@ -186,6 +188,7 @@ class StepLabels(Record):
     source: str
     prefix_value: float | None = None
     detail: str = ""
+    continuations: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.steps)

@@ -47,6 +47,10 @@ SCRIPT = {
 }
 
 
+# The sampling of the first version: all K continuations of every prefix, no certificates, no early stop.
+ALL_K = {"early_stop": False, "stop_at_success": False, "reuse_rollouts": False}
+
+
 def _run(config, rollouts=None, script=SCRIPT, **kw):
     rollouts = rollouts or [Rollout(rollout_id="r0", problem_id=P.problem_id, completion=WRONG)]
     verdicts = [verify(P, r.completion, r.rollout_id) for r in rollouts]
@@ -59,7 +63,7 @@ def _run(config, rollouts=None, script=SCRIPT, **kw):
     [("best_of_k", [1.0, 0.0, 0.0], 1.0), ("mean", [0.5, 0.0, 0.0], 0.5), ("bok_from_mean", [0.75, 0.0, 0.0], 0.75)],
 )
 def test_exact_values_first_pit_labels(estimator, values, prefix_value):
-    (lab,), fake = _run(MonteCarloConfig(k=2, estimator=estimator))
+    (lab,), fake = _run(MonteCarloConfig(k=2, estimator=estimator, **ALL_K))
     assert isinstance(lab, StepLabels) and lab.source == "mc"
     assert [s.text for s in lab.steps] == ["3+4=7\n", "7*2=15\n", "Answer: 15"]
     assert lab.values == values and lab.prefix_value == prefix_value
@@ -90,12 +94,12 @@ def test_dedup_and_only_incorrect():
         Rollout(rollout_id="b", problem_id=P.problem_id, completion=WRONG),
         Rollout(rollout_id="c", problem_id=P.problem_id, completion="3+4=7\n7*2=14\nAnswer: 14"),
     ]
-    labs, fake = _run(MonteCarloConfig(k=2), rollouts)
+    labs, fake = _run(MonteCarloConfig(k=2, **ALL_K), rollouts)
     assert [lab.rollout_id for lab in labs] == ["a", "b"]  # the correct rollout is not labelled by default
     assert len(fake.calls[0]) == 6  # identical prefixes of a and b are computed once
     assert labs[0].values == labs[1].values
     script = {**SCRIPT, P.prompt + "3+4=7\n7*2=14\n": ["Answer: 14"]}
-    labs, fake = _run(MonteCarloConfig(k=2, only_incorrect=False), rollouts, script)
+    labs, fake = _run(MonteCarloConfig(k=2, only_incorrect=False, **ALL_K), rollouts, script)
     assert [lab.rollout_id for lab in labs] == ["a", "b", "c"]
     assert labs[2].values == [1.0, 1.0, 1.0] and labs[2].first_error is None and all(labs[2].labels)
     assert len(fake.calls[0]) == 8  # + the one extra prefix of c
@@ -103,10 +107,11 @@ def test_dedup_and_only_incorrect():
 
 def test_early_stop_skips_prefixes_after_the_first_zero():
     script = {**SCRIPT, P.prompt + "3+4=7\n": ["7*2=15\nAnswer: 15"]}  # step 0 now has value 0
-    (lab,), fake = _run(MonteCarloConfig(k=2, early_stop=True), script=script)
+    all_k = {**ALL_K, "early_stop": True}
+    (lab,), fake = _run(MonteCarloConfig(k=2, **all_k), script=script)
     assert lab.values == [0.0, None, 0.0] and lab.first_error == 0 and lab.labels == [False, False, False]
     assert sum(len(c) for c in fake.calls) == 4  # prompt + step 0 only
-    (lab,), fake = _run(MonteCarloConfig(k=2, early_stop=True))
+    (lab,), fake = _run(MonteCarloConfig(k=2, **all_k))
     assert lab.values == [1.0, 0.0, 0.0] and len(fake.calls) == 2
 
 
@@ -147,7 +152,7 @@ def _resume_inputs():
 
 def test_resume_after_interruption_gives_identical_labels(tmp_path):
     problems, rollouts, verdicts = _resume_inputs()
-    cfg = MonteCarloConfig(k=1, unit_size=2, show_progress=False)
+    cfg = MonteCarloConfig(k=1, unit_size=2, show_progress=False, **ALL_K)  # one call per unit
     full = label_monte_carlo(problems, rollouts, verdicts, config=cfg, continue_fn=Hashed(problems),
                              out_dir=tmp_path / "full")
     assert len(full) == 10 and any(lab.prefix_value == 0 for lab in full) and any(lab.prefix_value == 1 for lab in full)
@@ -178,7 +183,7 @@ def test_hf_generation_path(tiny_model, char_tokenizer):
     verdicts = [verify(P, WRONG, "r0")]
     cfg = MonteCarloConfig(k=2, max_new_tokens=6, show_progress=False)
     (lab,) = label_monte_carlo([P], rollouts, verdicts, tiny_model, char_tokenizer, cfg)
-    assert lab.values == [0.0, 0.0, 0.0] and lab.prefix_value == 0.0 and lab.first_error == 0
+    assert lab.values == [0.0, None, 0.0] and lab.prefix_value == 0.0 and lab.first_error == 0  # early stop
 
 
 @pytest.mark.slow
@@ -197,9 +202,10 @@ def test_real_model_path(trained_policy_dir, arithmetic_task):
     cfg = MonteCarloConfig(k=4, max_new_tokens=32, show_progress=False)
     labs = label_monte_carlo(problems, rollouts, verdicts, model, tok, cfg)
     assert len(labs) == sum(v.correct is False for v in verdicts)
-    for lab in labs:
+    for lab in labs:  # (early stop: no values after the pit)
         assert lab.values[-1] == 0.0 and lab.first_error is not None
-        assert all(v in (0.0, 1.0) for v in lab.values) and lab.prefix_value in (0.0, 1.0)
+        assert all(v in (0.0, 1.0, None) for v in lab.values) and lab.prefix_value in (0.0, 1.0)
+        assert all(v == 1.0 for v in lab.values[: lab.first_error]) and lab.values[lab.first_error] == 0.0
     assert labs == label_monte_carlo(problems, rollouts, verdicts, model, tok, cfg)  # seeded: reproducible
 
 

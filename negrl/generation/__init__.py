@@ -20,6 +20,7 @@ from typing import Any
 from negrl.generation.config import (
     Generated,
     GenerationConfig,
+    GenerationStats,
     Prompt,
     cut_at_stop,
     encode_prompts,
@@ -31,23 +32,23 @@ from negrl.records import Problem, Rollout
 
 
 __all__ = [
-    "Generated", "GenerationConfig", "Prompt", "cut_at_stop", "encode_prompts", "format_prompt", "generate_rollouts",
+    "Generated", "GenerationConfig", "GenerationStats", "Prompt", "cut_at_stop", "encode_prompts", "format_prompt", "generate_rollouts",
     "generate_samples", "generate_texts",
 ]
 
 
 def generate_samples(
     prompts: Sequence[Prompt], counts: Sequence[int], model: Any, tokenizer: Any, config: GenerationConfig,
-    share_prefill: bool = True,
+    share_prefill: bool = True, stats: GenerationStats | None = None,
 ) -> list[list[Generated]]:
     """``counts[i]`` continuations of ``prompts[i]``, one list per prompt, in input order (``num_samples`` ignored).
 
     ``share_prefill`` (HF backend): a prompt's samples are decoded from one prefill of it; vLLM always shares
-    (prefix caching).
+    (prefix caching). ``stats`` (HF backend) counts the work done.
     """
     if config.backend == "vllm":
         return generate_vllm(prompts, model, tokenizer, config, counts)
-    return generate_hf(prompts, model, tokenizer, config, counts, share_prefill=share_prefill)
+    return generate_hf(prompts, model, tokenizer, config, counts, share_prefill=share_prefill, stats=stats)
 
 
 def generate_texts(prompts: Sequence[Prompt], model: Any, tokenizer: Any, config: GenerationConfig) -> list[Generated]:

@@ -94,3 +94,27 @@ def encode_prompts(prompts: Sequence[Prompt], tokenizer: Any) -> list[list[int]]
         for (i, _), ids in zip(texts, enc):
             out[i] = list(ids)
     return out
+
+
+@dataclass
+class GenerationStats:
+    """Work counters a backend adds to when given one (machine-independent cost of a generation job).
+
+    Attributes:
+        calls: ``generate`` calls (chunks).
+        sequences: Continuations sampled.
+        prefill_tokens: Prompt positions run through the model (padding included; a shared prefill counts once).
+        decode_tokens: Positions run by decoding steps (rows × steps, finished rows included, as computed).
+        generated_tokens: Tokens kept in the outputs (up to EOS / the stop string).
+    """
+
+    calls: int = 0
+    sequences: int = 0
+    prefill_tokens: int = 0
+    decode_tokens: int = 0
+    generated_tokens: int = 0
+
+    @property
+    def forward_tokens(self) -> int:
+        """Prefill + decode positions: what the model computed."""
+        return self.prefill_tokens + self.decode_tokens

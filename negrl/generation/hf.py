@@ -18,7 +18,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
-from negrl.generation.config import Generated, GenerationConfig, Prompt, cut_at_stop, encode_prompts
+from negrl.generation.config import (
+    Generated,
+    GenerationConfig,
+    GenerationStats,
+    Prompt,
+    cut_at_stop,
+    encode_prompts,
+)
 
 
 class _StopOnStrings(StoppingCriteria):
@@ -76,7 +83,7 @@ def _finish(row: torch.Tensor, tokenizer: Any, stops: Sequence[str]) -> Generate
 @torch.no_grad()
 def _generate_chunk(
     model: Any, tokenizer: Any, rows: list[list[int]], repeat: list[int], config: GenerationConfig, seed: int,
-    share_prefill: bool,
+    share_prefill: bool, stats: GenerationStats | None = None,
 ) -> list[Generated]:
     """Sample one continuation per entry of ``repeat`` (an index into ``rows``, the chunk's unique prompts)."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -94,11 +101,21 @@ def _generate_chunk(
     prompt_len = ids.shape[1]
     if config.stop:
         kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tokenizer, config.stop, prompt_len)])
-    if share_prefill and len(repeat) > len(rows) and prompt_len > 1:
+    shared = share_prefill and len(repeat) > len(rows) and prompt_len > 1
+    if shared:
         kwargs["cache"] = _shared_prefill(model, ids, mask, index)
     torch.manual_seed(seed)
     out = model.generate(input_ids=ids[index], attention_mask=mask[index], **kwargs)
-    return [_finish(row, tokenizer, config.stop) for row in out[:, prompt_len:]]
+    generated = [_finish(row, tokenizer, config.stop) for row in out[:, prompt_len:]]
+    if stats is not None:
+        steps = out.shape[1] - prompt_len
+        stats.calls += 1
+        stats.sequences += len(repeat)
+        # a shared prefill runs the unique prompts once, then the last prompt token of every sample
+        stats.prefill_tokens += len(rows) * (prompt_len - 1) + len(repeat) if shared else len(repeat) * prompt_len
+        stats.decode_tokens += len(repeat) * max(0, steps - 1)
+        stats.generated_tokens += sum(len(g.token_ids) for g in generated)
+    return generated
 
 
 def _chunks(order: list[int], counts: Sequence[int], batch_size: int) -> list[list[tuple[int, int]]]:
@@ -120,12 +137,13 @@ def _chunks(order: list[int], counts: Sequence[int], batch_size: int) -> list[li
 
 def generate_hf(
     prompts: Sequence[Prompt], model: Any, tokenizer: Any, config: GenerationConfig,
-    counts: Sequence[int] | None = None, share_prefill: bool = True,
+    counts: Sequence[int] | None = None, share_prefill: bool = True, stats: GenerationStats | None = None,
 ) -> list[list[Generated]]:
     """``counts[i]`` continuations of ``prompts[i]`` (default 1 each), as one list per prompt, in input order.
 
     Deterministic for the same prompts, counts, config and seed. With ``share_prefill`` a prompt's samples in one
     chunk are decoded from one prefill of the prompt (the same distribution; other random draws than without).
+    ``stats`` (optional) is added to: calls, sequences, prefill / decode / generated tokens.
     """
     counts = [1] * len(prompts) if counts is None else list(counts)
     if len(counts) != len(prompts):
@@ -145,7 +163,7 @@ def generate_hf(
     for c, chunk in enumerate(chunks):
         repeat = [j for j, (_, n) in enumerate(chunk) for _ in range(n)]
         out = _generate_chunk(model, tokenizer, [rows[i] for i, _ in chunk], repeat, config,
-                              seed=config.seed * 100_003 + c, share_prefill=share_prefill)  # fmt: skip
+                              seed=config.seed * 100_003 + c, share_prefill=share_prefill, stats=stats)  # fmt: skip
         for j, g in zip(repeat, out):
             results[chunk[j][0]].append(g)
         bar.update(len(repeat))
