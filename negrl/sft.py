@@ -15,15 +15,15 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from negrl.records import Problem
-from negrl.trainer_defaults import DeviceDefaults
+from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
+from negrl.trainers.resume import train_resuming
 
 
 @dataclass
-class NegrlSFTConfig(DeviceDefaults, SFTConfig):
-    """``SFTConfig`` with device-aware precision, no gradient checkpointing and completion-only loss by default."""
+class NegrlSFTConfig(DeviceDefaults, CheckpointDefaults, SFTConfig):
+    """``SFTConfig`` with device-aware precision, resumable checkpoints, no gradient checkpointing by default."""
 
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (off: tiny models)."})
-    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: no, steps or epoch."})
 
 
 def prompt_completion_dataset(prompts: Sequence[str], completions: Sequence[str]) -> Dataset:
@@ -42,7 +42,7 @@ def gold_dataset(problems: Sequence[Problem]) -> Dataset:
 
 
 def cpu_safe_sft_config(**kwargs: Any) -> NegrlSFTConfig:
-    """A ``NegrlSFTConfig`` (device-safe precision, no reports or checkpoints unless asked) from keyword overrides."""
+    """A ``NegrlSFTConfig`` (device-safe precision, completion-only loss, resumable checkpoints) from keyword overrides."""
     defaults: dict[str, Any] = {"completion_only_loss": True, "logging_steps": 50, "max_length": 512}
     defaults.update(kwargs)
     return NegrlSFTConfig(**defaults)
@@ -56,12 +56,13 @@ def train_sft(
     peft_config: Any | None = None,
     callbacks: list[Any] | None = None,
 ) -> SFTTrainer:
-    """Run ``SFTTrainer`` on prompt-completion rows; returns the trainer (its ``model`` is the trained policy)."""
+    """Run ``SFTTrainer`` on prompt-completion rows, resuming from the last checkpoint of ``args.output_dir``
+    (``negrl.trainers.resume``); returns the trainer (its ``model`` is the trained policy)."""
     tokenizer.padding_side = "right"
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
         callbacks=callbacks,
     )
-    trainer.train()
+    train_resuming(trainer)
     tokenizer.padding_side = "left"
     return trainer

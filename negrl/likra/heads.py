@@ -117,20 +117,26 @@ class PowerOfTwoCheckpoint(TrainerCallback):
     def __init__(self, root: Path, head: str, examples_per_step: int, n_examples: int, min_examples: int = 1):
         self.root, self.head, self.per_step, self.n_examples = Path(root), head, examples_per_step, n_examples
         self.min_examples = min_examples
-        self.saved: list[Path] = []
 
-    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        step = state.global_step
-        last = step == state.max_steps
+    def target(self, step: int, max_steps: int) -> Path | None:
+        """Where the head is saved after optimiser step ``step`` of ``max_steps``, or None (no save at that step)."""
+        last = step == max_steps
         if not (last or step & (step - 1) == 0):
-            return
+            return None
         n = self.n_examples if last else step * self.per_step
         if n < self.min_examples and not last:
-            return
-        out = self.root / f"n{n}"
-        if state.is_world_process_zero:
+            return None
+        return self.root / f"n{n}"
+
+    def saved(self, max_steps: int) -> list[Path]:
+        """The head's checkpoints of a run of ``max_steps`` steps, including those saved before a resume."""
+        targets = [self.target(step, max_steps) for step in power_of_two_steps(max_steps)]
+        return [t / self.head for t in targets if t is not None]
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        out = self.target(state.global_step, state.max_steps)
+        if out is not None and state.is_world_process_zero:
             model.save_pretrained(str(out), selected_adapters=[self.head])
-        self.saved.append(out / self.head)
 
 
 def train_head(
@@ -146,7 +152,9 @@ def train_head(
     """Train adapter ``head`` of ``model`` (from ``attach_heads``) on (prompt, answer) pairs for one epoch.
 
     Returns the checkpoint directories written (``{output_dir}/checkpoints/n{N}/{head}``), the last one after the
-    full epoch. Only ``head``'s LoRA weights change.
+    full epoch. Only ``head``'s LoRA weights change. An interrupted run resumes from the last trainer checkpoint
+    under ``{output_dir}/trainer/{head}`` (``negrl.sft.train_sft``); the saved adapters of a checkpoint hold both
+    heads, so resuming the second head also restores the first.
     """
     if head not in model.peft_config:
         raise ValueError(f"model has no adapter {head!r}; adapters: {sorted(model.peft_config)}")
@@ -166,13 +174,13 @@ def train_head(
         cb = PowerOfTwoCheckpoint(output_dir / "checkpoints", head, config.batch_size * world, len(dataset),
                                   config.min_checkpoint_examples)
         callbacks.append(cb)
-    train_sft(model, tokenizer, dataset, args, callbacks=callbacks)
+    trainer = train_sft(model, tokenizer, dataset, args, callbacks=callbacks)
     model.eval()
     if not config.checkpoint_every_power_of_two:
         final = output_dir / "checkpoints" / f"n{len(dataset)}"
         model.save_pretrained(str(final), selected_adapters=[head])
         return [final / head]
-    return callbacks[0].saved
+    return callbacks[0].saved(trainer.state.max_steps)
 
 
 def load_head(model: Any, path: str | Path, head: str) -> None:

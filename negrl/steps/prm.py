@@ -36,7 +36,8 @@ from negrl.losses import prm_step_loss
 from negrl.records import Problem, Rollout, StepLabels
 from negrl.steps.consensus import first_error_of
 from negrl.steps.segment import segment
-from negrl.trainer_defaults import DeviceDefaults
+from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
+from negrl.trainers.resume import train_resuming
 
 
 IGNORE = -100.0
@@ -44,9 +45,9 @@ PRM_FILE = "prm.json"
 
 
 @dataclass
-class PRMConfig(DeviceDefaults, TrainingArguments):
-    """``TrainingArguments`` plus the PRM's label tokens, length cap and λ; device-aware precision, no reports or
-    checkpoints and custom columns kept by default (``negrl.trainer_defaults``)."""
+class PRMConfig(DeviceDefaults, CheckpointDefaults, TrainingArguments):
+    """``TrainingArguments`` plus the PRM's label tokens, length cap and λ; device-aware precision, resumable
+    checkpoints, no reports and custom columns kept by default (``negrl.trainer_defaults``)."""
 
     positive_token: str = field(default="+", metadata={"help": "Label token read as 'step correct'."})
     negative_token: str = field(default="-", metadata={"help": "Label token read as 'step wrong'."})
@@ -54,7 +55,6 @@ class PRMConfig(DeviceDefaults, TrainingArguments):
     threshold: float = field(default=0.5, metadata={"help": "λ: a step is correct if P(correct) >= λ."})
     bf16: bool | None = field(default=None, metadata={"help": "None: bf16 where the GPU supports it, else fp32."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Off: small models gain nothing."})
-    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: no, steps or epoch."})
     report_to: Any = field(default="none", metadata={"help": "Loggers (none by default)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep step_targets (must stay False)."})
 
@@ -154,10 +154,11 @@ class PRMTrainer(Trainer):
 
 def train_prm(model: Any, tokenizer: Any, rows: Dataset | Sequence[dict[str, Any]], args: PRMConfig,
               peft_config: Any | None = None) -> PRMTrainer:
-    """Train a PRM on stepwise-supervision rows; returns the trainer (``trainer.model`` is the PRM)."""
+    """Train a PRM on stepwise-supervision rows, resuming from the last checkpoint of ``args.output_dir``
+    (``negrl.trainers.resume``); returns the trainer (``trainer.model`` is the PRM)."""
     trainer = PRMTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
                          peft_config=peft_config)
-    trainer.train()
+    train_resuming(trainer)
     return trainer
 
 

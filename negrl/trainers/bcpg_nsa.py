@@ -21,6 +21,7 @@ import torch
 from datasets import Dataset
 
 from negrl.losses import BCPG_NORMALIZATIONS, bcpg_nsa_loss
+from negrl.trainers.resume import train_resuming
 from negrl.trainers.weighted import WeightedCompletionConfig, WeightedCompletionTrainer
 
 
@@ -74,7 +75,8 @@ class BCPGNSATrainer(WeightedCompletionTrainer):
 def train_bcpg_nsa(
     model: Any, tokenizer: Any, dataset: Dataset, args: BCPGNSAConfig, peft_config: Any | None = None
 ) -> BCPGNSATrainer:
-    """Train on ``bcpg_dataset`` rows; returns the trainer (its ``model`` is the trained policy, LoRA-wrapped if asked)."""
+    """Train on ``bcpg_dataset`` rows, resuming from the last checkpoint of ``args.output_dir``
+    (``negrl.trainers.resume``); returns the trainer (its ``model`` is the trained policy, LoRA-wrapped if asked)."""
     trainer = BCPGNSATrainer(model, args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
-    trainer.train()
+    train_resuming(trainer)
     return trainer

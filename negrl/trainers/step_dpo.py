@@ -29,14 +29,14 @@ import torch
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
-from negrl.trainer_defaults import DeviceDefaults
+from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 
 
 PAIR_ID_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 
 
 @dataclass
-class StepDPOConfig(DeviceDefaults, DPOConfig):
+class StepDPOConfig(DeviceDefaults, CheckpointDefaults, DPOConfig):
     """``DPOConfig`` with device-safe defaults and the per-step DPO knobs.
 
     Attributes:
@@ -52,7 +52,6 @@ class StepDPOConfig(DeviceDefaults, DPOConfig):
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Off: slower on CPU and tiny models."})
     bf16: bool | None = field(default=None, metadata={"help": "None: bf16 only on a bf16-capable GPU."})
     report_to: Any = field(default="none", metadata={"help": "Loggers to report to."})
-    save_strategy: Any = field(default="no", metadata={"help": "Checkpoint strategy (recipes save at the end)."})
 
     def __post_init__(self) -> None:
         if self.rpo_alpha < 0:

@@ -31,10 +31,9 @@ from typing import Any
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import SaveStrategy
 from trl.trainer.utils import selective_log_softmax
 
-from negrl.trainer_defaults import DeviceDefaults
+from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 
 
 TOKEN_COLUMNS = ("input_ids", "completion_mask", "token_weights")
@@ -208,8 +207,8 @@ def sequence_logps(
 
 
 @dataclass
-class WeightedCompletionConfig(DeviceDefaults, TrainingArguments):
-    """``TrainingArguments`` for weighted-completion trainers (device-aware bf16, no checkpoints by default).
+class WeightedCompletionConfig(DeviceDefaults, CheckpointDefaults, TrainingArguments):
+    """``TrainingArguments`` for weighted-completion trainers (device-aware bf16, resumable checkpoints).
 
     Attributes:
         max_length: Tokens kept per row when the trainer tokenises ``prompt``/``completion`` rows itself.
@@ -217,7 +216,6 @@ class WeightedCompletionConfig(DeviceDefaults, TrainingArguments):
     """
 
     bf16: bool | None = field(default=None, metadata={"help": "None: bf16 only on a bf16-capable GPU."})
-    save_strategy: SaveStrategy | str = field(default="no", metadata={"help": "Checkpoint strategy (recipes save at the end)."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
 
     max_length: int | None = field(default=1024, metadata={"help": "Max tokens per row (prompt + completion)."})
