@@ -13,20 +13,20 @@ Samples once per seed with the largest volume (the pipeline's cached data stages
 subsamples the cached rollouts / step labels per sweep point; every point is cached under ``<output_dir>/points``, so
 a rerun (or a larger ``--seeds``) trains only what is missing. Writes ``runs.csv``, ``table.md``,
 ``negatives_<kind>.png`` and the resolved ``ablation_config.yaml`` to ``<output_dir>``. Parallel workers: start the same command several times (each trains the points no other live worker holds),
-then once more with ``--report_only`` for the complete outputs. Logic: ``negrl.ablation``.
+then once more with ``--report_only`` for the complete outputs. Logic: ``negrl.experiments.ablation``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from negrl.ablation import AblationConfig, run_ablation
-from negrl.ablation_report import write_ablation_outputs
+from negrl.experiments.ablation import AblationConfig, run_ablation
+from negrl.experiments.ablation_report import write_ablation_outputs
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML of negrl.ablation.AblationConfig fields")
+    parser.add_argument("--config", required=True, help="YAML of negrl.experiments.ablation.AblationConfig fields")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--output_dir", default=None)
     parser.add_argument("--report_only", action="store_true",

@@ -1,6 +1,6 @@
 """BCPG-NSA experiment on an embedded task: RFT vs BCPG (β = 1) vs BCPG-NSA (β sweep), and the annotator ablation.
 
-Every variant trains (LoRA on the same base) on the *same* problems and samples of a seed (``negrl.pipeline``
+Every variant trains (LoRA on the same base) on the *same* problems and samples of a seed (``negrl.experiments.pipeline``
 stages, cached under ``output_dir/seed{N}/``), then is evaluated on the base policy's held-out problems.
 
 Commands:
@@ -9,8 +9,8 @@ Commands:
     python recipes/bcpg_experiment.py --config recipes/configs/bcpg/experiment_arithmetic.yaml --seeds 0 1 2 \
         --only rft bcpg nsa_b0.5_consensus
 
-The YAML holds ``negrl.pipeline.PipelineConfig`` fields plus ``variants`` (name → ``{method, **options}``),
-``seeds`` and ``prm`` (``negrl.bcpg.TaskPRMConfig``: the PRM is trained first, on Monte-Carlo labels of other prompts,
+The YAML holds ``negrl.experiments.pipeline.PipelineConfig`` fields plus ``variants`` (name → ``{method, **options}``),
+``seeds`` and ``prm`` (``negrl.experiments.bcpg.TaskPRMConfig``: the PRM is trained first, on Monte-Carlo labels of other prompts,
 when a variant's ``prm_model`` does not exist yet). Prints the accuracy table (mean ± std over seeds) and the mining table (negative-sample tokens mined by
 each annotator and their precision against the exact step checker); writes both to
 ``output_dir/results-seeds{...}.md`` (seeds can run as parallel processes; a final run over all seeds reuses every
@@ -22,10 +22,11 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
-from negrl.bcpg import TaskPRMConfig, mining_table, run_variants, train_task_prm
-from negrl.pipeline import load_pipeline_config, results_table
+from negrl.experiments.bcpg import TaskPRMConfig, mining_table, train_task_prm
+from negrl.experiments.compare import results_table, run_variants
+from negrl.experiments.config import read_yaml
+from negrl.experiments.pipeline import load_pipeline_config
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--output_dir", help="override the YAML's output_dir")
     parser.add_argument("--base_policy", help="override the YAML's base_policy")
     a = parser.parse_args()
-    raw = yaml.safe_load(Path(a.config).read_text(encoding="utf-8"))
+    raw = read_yaml(a.config)
     if raw.get("threads"):
         torch.set_num_threads(raw["threads"])
     variants = raw.pop("variants")

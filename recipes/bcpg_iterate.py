@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from trl import TrlParser
 
-from negrl.bcpg import BCPGRunConfig, run_rounds
+from negrl.experiments.bcpg import BCPGRunConfig, run_rounds
 from negrl.trainers.bcpg_nsa import BCPGNSAConfig
 
 

@@ -11,7 +11,7 @@ Commands:
 
 Every stage is cached under ``<output_dir>/seed<k>/`` (rerunning reuses finished stages and models). Writes
 ``results.md`` (mean ± std over seeds of held-out greedy and sampled accuracy) and ``results.json`` to
-``<output_dir>`` and prints the table. Logic: ``negrl.pipeline``.
+``<output_dir>`` and prints the table. Logic: ``negrl.experiments.pipeline``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import argparse
 import json
 from pathlib import Path
 
-from negrl.pipeline import load_pipeline_config, results_table, run_seeds
+from negrl.experiments.compare import results_table, run_seeds
+from negrl.experiments.pipeline import load_pipeline_config
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML of negrl.pipeline.PipelineConfig fields")
+    parser.add_argument("--config", required=True, help="YAML of negrl.experiments.pipeline.PipelineConfig fields")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=None, help="override the config's method list")
     parser.add_argument("--output_dir", default=None)

@@ -16,20 +16,20 @@ SFT / RFT need to reach per-step DPO's accuracy, interpolated in log(#problems),
 bootstrap-over-seeds interval; "not reached" / "< 1×" when the curves say so. Writes ``runs.csv``, ``table.md``,
 ``multiplier.md``, ``multiplier.json``, ``efficiency.png`` and ``efficiency_config.yaml`` to ``<output_dir>``.
 Parallel workers: start the same command several times (each trains the points no other live worker holds),
-then once more with ``--report_only`` for the complete outputs. Logic: ``negrl.ablation``.
+then once more with ``--report_only`` for the complete outputs. Logic: ``negrl.experiments.ablation``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from negrl.ablation import AblationConfig, run_efficiency
-from negrl.ablation_report import write_efficiency_outputs
+from negrl.experiments.ablation import AblationConfig, run_efficiency
+from negrl.experiments.ablation_report import write_efficiency_outputs
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML of negrl.ablation.AblationConfig fields")
+    parser.add_argument("--config", required=True, help="YAML of negrl.experiments.ablation.AblationConfig fields")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--output_dir", default=None)
     parser.add_argument("--report_only", action="store_true",

@@ -17,7 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
-from negrl.demo import run_demo
+from negrl.experiments.demo import run_demo
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from negrl.likra.experiment import (
+from negrl.experiments.config import write_resolved_config
+from negrl.experiments.likra_curve import (
     curve_rows,
     evaluate,
     format_table,
@@ -20,7 +21,6 @@ from negrl.likra.experiment import (
     volume_rows,
     write_rows,
 )
-from negrl.likra.heads import write_run_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = load_experiment_config(args.config, args.set)
     out = Path(cfg.output_dir)
-    write_run_config(out / "eval", experiment=cfg)
+    write_resolved_config(out / "eval" / "config.json", {"experiment": cfg})
     evaluate(cfg)
     rows = curve_rows(out, cfg.ws)
     write_rows(rows, out / "metrics.jsonl")

@@ -17,7 +17,7 @@ Commands (inputs are stages written by the rollout / verify stages, e.g. ``runs/
         "consensus_inputs=[runs/x/labels_mc/labels, runs/x/labels_judge/labels]" output_dir=runs/x/labels_and
 
 Writes ``output_dir/labels`` (a StepLabels stage; an interrupted Monte-Carlo run resumes from ``output_dir/mc``) and
-the resolved ``config.json``. Logic: ``negrl.steps.label_stage``.
+the resolved ``config.json``. Logic: ``negrl.experiments.label_steps``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from negrl.steps.label_stage import LabelStepsConfig, run_label_steps
-from negrl.steps.validation import load_config
+from negrl.experiments.config import load_config
+from negrl.experiments.label_steps import LabelStepsConfig, run_label_steps
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from negrl.likra.experiment import (
+from negrl.experiments.likra_curve import (
     curve_rows,
     evaluate,
     format_table,

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
-from negrl.likra.experiment import _parse_value, format_table, write_rows
-from negrl.likra.rerank import RerankConfig, run_rerank
+from negrl.experiments.config import load_config
+from negrl.experiments.likra_curve import format_table, write_rows
+from negrl.experiments.likra_rerank import RerankConfig, run_rerank
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,11 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="YAML file of RerankConfig fields")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. k=4")
     args = parser.parse_args(argv)
-    data = yaml.safe_load(Path(args.config).read_text()) or {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        data[key] = _parse_value(value)
-    cfg = RerankConfig.from_dict(data, args.config)
+    cfg = load_config(RerankConfig, args.config, args.set)
     rows = run_rerank(cfg)
     write_rows(rows, Path(cfg.output_dir) / "rerank.jsonl")
     print(format_table([r for r in rows if r["method"] != "counts"], ["method", "w", "norm", "acc"]))

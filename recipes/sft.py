@@ -18,7 +18,7 @@ Writes a model directory (``from_pretrained``-loadable), the problem splits, ``m
 
 from trl import TrlParser
 
-from negrl.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
+from negrl.experiments.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
 from negrl.sft import NegrlSFTConfig
 
 

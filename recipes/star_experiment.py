@@ -19,7 +19,7 @@ Commands:
 
 Writes ``results.md`` / ``results.json`` (the pipeline's accuracy table) and ``diagnostics.md`` /
 ``diagnostics.json`` (first-step table or spurious-step statistics) to the config's ``output_dir``, and prints them.
-Logic: ``negrl.pipeline`` and ``negrl.task_diagnostics``.
+Logic: ``negrl.experiments.pipeline`` and ``negrl.experiments.task_diagnostics``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ import argparse
 import json
 from pathlib import Path
 
-from negrl.io import read_stage
-from negrl.pipeline import load_pipeline_config, results_table, run_seeds
-from negrl.records import Problem
-from negrl.task_diagnostics import (
+from negrl.experiments.compare import results_table, run_seeds
+from negrl.experiments.pipeline import load_pipeline_config
+from negrl.experiments.task_diagnostics import (
     experiment_diagnostics,
     export_checkpoint,
     first_step_table,
@@ -39,11 +38,13 @@ from negrl.task_diagnostics import (
     probe_checkpoints,
     stored_results,
 )
+from negrl.io import read_stage
+from negrl.records import Problem
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML of negrl.pipeline.PipelineConfig fields (task: path_star | multipath)")
+    parser.add_argument("--config", help="YAML of negrl.experiments.pipeline.PipelineConfig fields (task: path_star | multipath)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=None, help="override the config's method list")
     parser.add_argument("--output_dir", default=None)
@@ -64,12 +65,11 @@ def make_parser() -> argparse.ArgumentParser:
 def warm_start(init_dir: str, base_config: str, output_dir: str | None) -> None:
     import dataclasses
 
-    import yaml
+    from negrl.experiments.base_policy import BasePolicyConfig, base_sft_args
+    from negrl.experiments.config import read_yaml
+    from negrl.experiments.task_diagnostics import warm_start_base
 
-    from negrl.base_policy import BasePolicyConfig, base_sft_args
-    from negrl.task_diagnostics import warm_start_base
-
-    d = yaml.safe_load(Path(base_config).read_text(encoding="utf-8")) or {}
+    d = read_yaml(base_config)
     own = {f.name for f in dataclasses.fields(BasePolicyConfig)}
     cfg = BasePolicyConfig(**{k: v for k, v in d.items() if k in own})
     sft = {k: v for k, v in d.items() if k not in own}  # SFTConfig fields (an unknown one fails in SFTConfig)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from trl import TrlParser
 
-from negrl.bcpg import BCPGRunConfig, run_round
+from negrl.experiments.bcpg import BCPGRunConfig, run_round
 from negrl.trainers.bcpg_nsa import BCPGNSAConfig
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from negrl.likra.experiment import load_experiment_config, train
+from negrl.experiments.likra_curve import load_experiment_config, train
 
 
 def main(argv: list[str] | None = None) -> None:

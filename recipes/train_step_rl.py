@@ -1,6 +1,6 @@
 """Train one method of the per-step negatives family from a base policy (data stages cached, then train + eval).
 
-Methods (``negrl.pipeline.METHODS``): ``step_dpo`` (per-step DPO, paper format), ``step_dpo_prefix`` (shared-prefix
+Methods (``negrl.experiments.methods.METHODS``): ``step_dpo`` (per-step DPO, paper format), ``step_dpo_prefix`` (shared-prefix
 pairs), ``awr`` (advantage-weighted RL), ``rft``, ``outcome_dpo``, ``sft_more`` — and whatever other helpers register.
 
 Commands:
@@ -16,7 +16,7 @@ Commands:
         --config recipes/configs/step_rl/qwen_math_gsm8k.yaml --method step_dpo
 
 Outputs under ``<output_dir>/seed<seed>/``: data stages, ``models/<method>/`` (LoRA merged), ``eval/<method>.json``,
-``config.yaml``. Logic: ``negrl.pipeline``.
+``config.yaml``. Logic: ``negrl.experiments.pipeline``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from negrl.pipeline import load_pipeline_config, run_pipeline
+from negrl.experiments.compare import run_pipeline
+from negrl.experiments.pipeline import load_pipeline_config
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML of negrl.pipeline.PipelineConfig fields")
+    parser.add_argument("--config", required=True, help="YAML of negrl.experiments.pipeline.PipelineConfig fields")
     parser.add_argument("--method", action="append", default=None, help="method(s) to train (repeatable)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--output_dir", default=None)

@@ -11,7 +11,7 @@ Commands:
 
 Prints the precision / recall / accuracy of the first wrong step per source (all rollouts, and wrong ones only) and
 the pairwise agreement; writes ``metrics.json``, ``table.md``, every source's labels (stages) and the resolved
-``config.json`` to ``output_dir``. Logic: ``negrl.steps.validation``.
+``config.json`` to ``output_dir``. Logic: ``negrl.experiments.validate_steps``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from negrl.steps.validation import ValidateStepsConfig, load_config, run_validation
+from negrl.experiments.config import load_config
+from negrl.experiments.validate_steps import ValidateStepsConfig, run_validation
 
 
 def main(argv: list[str] | None = None) -> None:

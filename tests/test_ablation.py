@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from negrl import ablation
-from negrl.ablation import (
+from negrl.experiments import ablation
+from negrl.experiments.ablation import (
     AblationConfig,
     SweepSpec,
     negatives_kept,
@@ -20,14 +20,15 @@ from negrl.ablation import (
     subsample_negatives,
     subsample_problems,
 )
-from negrl.ablation_report import (
+from negrl.experiments.ablation_report import (
     Multiplier,
     data_multiplier,
     multiplier_rows,
     write_ablation_outputs,
     write_efficiency_outputs,
 )
-from negrl.pipeline import METHODS, PipelineData
+from negrl.experiments.methods import METHODS
+from negrl.experiments.pipeline import PipelineData
 from negrl.records import Problem, Rollout, Step, StepLabels, Verdict
 
 
@@ -304,7 +305,7 @@ def test_ablation_accepts_the_other_embedded_tasks(
     tmp_path: Path, task: str, knobs: dict, n_train: int, epochs: int
 ) -> None:
     """The ablation runs on either second embedded task by config alone (the pipeline's task / task_kwargs)."""
-    from negrl.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
+    from negrl.experiments.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
 
     base = tmp_path / "base"
     train_base_policy(

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from negrl.bcpg import ANNOTATORS
 from negrl.builders.bcpg import (
     BCPGDataConfig,
     BCPGSample,
@@ -17,6 +16,7 @@ from negrl.builders.bcpg import (
     mine_correct_steps,
     mining_stats,
 )
+from negrl.experiments.bcpg import ANNOTATORS
 from negrl.io import read_stage
 from negrl.records import Rollout, StepLabels, Verdict
 from negrl.steps.segment import segment
@@ -118,32 +118,35 @@ def test_annotator_labels_are_keyed_by_their_settings(groups, tmp_path, monkeypa
     """A changed source setting labels afresh (no stale reuse); the same settings reuse the stage; others refuse."""
     import dataclasses
 
-    import negrl.bcpg as bcpg
+    import negrl.experiments.bcpg as bcpg
+    import negrl.steps.sources as sources
     from negrl.io import StageError
 
     problems, rollouts, verdicts = groups
     negatives = [r for r, v in zip(rollouts, verdicts) if v.correct is False]
     calls: list[float] = []
 
-    def fake_prm(ctx):  # exact labels, marked with the threshold they were asked with
+    def fake_prm(problems, rollouts, verdicts, settings, model, tokenizer, mc_dir):  # exact labels, marked
         from negrl.steps.judge import OracleJudge
 
-        calls.append(ctx.cfg.prm_threshold)
-        return [dataclasses.replace(lab, source="prm", detail=str(ctx.cfg.prm_threshold))
-                for lab in OracleJudge().label(ctx.problems, ctx.rollouts)]
+        calls.append(settings.prm_threshold)
+        return [dataclasses.replace(lab, source="prm", detail=str(settings.prm_threshold))
+                for lab in OracleJudge().label(problems, rollouts)]
 
-    monkeypatch.setitem(bcpg.SOURCES, "prm", fake_prm)
+    monkeypatch.setitem(sources.LABELERS, "prm", fake_prm)
 
-    def ctx(threshold):
+    def annotate(threshold):
         cfg = bcpg.BCPGRunConfig(annotator="prm", prm_model="some/prm", prm_threshold=threshold)
-        return bcpg.LabelContext(problems, negatives, verdicts, None, None, cfg, 0, tmp_path)
+        return bcpg.annotate(cfg, problems, negatives, verdicts, None, None, 0, tmp_path)
 
-    first = bcpg.annotate(ctx(0.5))
-    assert bcpg.annotate(ctx(0.5)) == first and calls == [0.5]  # same settings: the stage is reused
-    assert [lab.detail for lab in bcpg.annotate(ctx(0.8))] == ["0.8"] * len(negatives) and calls == [0.5, 0.8]
+    first = annotate(0.5)
+    assert annotate(0.5) == first and calls == [0.5]  # same settings: the stage is reused
+    assert [lab.detail for lab in annotate(0.8)] == ["0.8"] * len(negatives) and calls == [0.5, 0.8]
     assert len(list(tmp_path.glob("labels-prm-*/manifest.json"))) == 2
     with pytest.raises(ValueError, match="unknown label source"):
-        bcpg.label_source("nope", ctx(0.5))
+        sources.label_source("nope", problems, negatives, verdicts, sources.LabelSettings())
+    with pytest.raises(ValueError, match="unknown annotator"):
+        bcpg.annotate(bcpg.BCPGRunConfig(annotator="nope"), problems, negatives, verdicts, None, None, 0, tmp_path)
     # sampling stages are keyed too: another problem set in the same directory is refused, never reused
     monkeypatch.setattr(bcpg, "generate_rollouts", lambda probs, *a: [r for r in rollouts if r.problem_id in
                                                                       {p.problem_id for p in probs}])
@@ -182,7 +185,7 @@ def test_round_end_to_end_and_iterate(trained_policy_dir, tmp_path):
     """Two rounds from the 15-s fixture policy with the oracle annotator: stages, merged policy, metrics."""
     import json
 
-    from negrl.bcpg import BCPGRunConfig, run_rounds
+    from negrl.experiments.bcpg import BCPGRunConfig, run_rounds
     from negrl.trainers.bcpg_nsa import BCPGNSAConfig
 
     cfg = BCPGRunConfig(policy=str(trained_policy_dir), task_kwargs={"min_steps": 1, "max_steps": 2, "digits": 1,
@@ -205,8 +208,10 @@ def test_round_end_to_end_and_iterate(trained_policy_dir, tmp_path):
 @pytest.mark.slow
 def test_pipeline_variants_bcpg_and_nsa(trained_policy_dir, tmp_path):
     """``bcpg`` / ``bcpg_nsa`` are registered pipeline methods; variants share one seed's data and report mining."""
-    from negrl.bcpg import mining_table, run_variants
-    from negrl.pipeline import METHODS, PipelineConfig, results_table
+    from negrl.experiments.bcpg import mining_table
+    from negrl.experiments.compare import results_table, run_variants
+    from negrl.experiments.methods import METHODS
+    from negrl.experiments.pipeline import PipelineConfig
 
     assert {"bcpg", "bcpg_nsa"} <= set(METHODS)
     cfg = PipelineConfig(base_policy=str(trained_policy_dir), output_dir=str(tmp_path), n_prompts=32, n_test=16,
@@ -231,8 +236,9 @@ def test_pipeline_variants_bcpg_and_nsa(trained_policy_dir, tmp_path):
 def test_experiment_configs_parse(name):
     import yaml
 
-    from negrl.bcpg import TaskPRMConfig
-    from negrl.pipeline import METHODS, load_pipeline_config
+    from negrl.experiments.bcpg import TaskPRMConfig
+    from negrl.experiments.methods import METHODS
+    from negrl.experiments.pipeline import load_pipeline_config
 
     raw = yaml.safe_load((REPO_ROOT / "recipes" / "configs" / "bcpg" / name).read_text())
     variants, seeds, prm = raw.pop("variants"), raw.pop("seeds"), raw.pop("prm")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from negrl.demo import load_demo_config, run_demo
+from negrl.experiments.demo import load_demo_config, run_demo
 
 
 def _tiny_demo(tmp_path: Path, task: str, task_kwargs: dict, max_new_tokens: int, methods: list[str]) -> Path:

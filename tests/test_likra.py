@@ -280,7 +280,7 @@ def test_likra_curve_recipe_end_to_end(trained_policy_dir, tmp_path):
 
 @pytest.mark.slow
 def test_rerank_end_to_end(trained_policy_dir, tmp_path):
-    from negrl.likra.rerank import RerankConfig, run_rerank
+    from negrl.experiments.likra_rerank import RerankConfig, run_rerank
 
     cfg = RerankConfig(base_policy=str(trained_policy_dir), output_dir=str(tmp_path), task="arithmetic",
                        task_kwargs={"min_steps": 1, "max_steps": 2, "digits": 1, "max_value": 99}, k=4, n_train=32,
@@ -292,7 +292,7 @@ def test_rerank_end_to_end(trained_policy_dir, tmp_path):
 
 
 def test_learning_curve_plot_is_a_png(tmp_path):
-    from negrl.likra.experiment import plot_curve
+    from negrl.experiments.likra_curve import plot_curve
 
     rows = [{"mode": "base", "n": 0, "w": None, "acc_norm": 0.5}]
     rows += [{"mode": m, "n": n, "w": 1.0, "acc_norm": 0.5 + n / 1000} for m in ("sft", "likra", "base_likra")

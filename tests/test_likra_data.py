@@ -147,7 +147,7 @@ def test_negative_sources_and_picks():
 
 
 def test_likra_configs_parse():
-    from negrl.likra.experiment import load_experiment_config
+    from negrl.experiments.likra_curve import load_experiment_config
 
     files = sorted((Path(__file__).resolve().parents[1] / "recipes" / "configs" / "likra").glob("*.yaml"))
     assert len(files) >= 4
@@ -155,7 +155,7 @@ def test_likra_configs_parse():
         if f.name.startswith("rerank"):
             import yaml
 
-            from negrl.likra.rerank import RerankConfig
+            from negrl.experiments.likra_rerank import RerankConfig
 
             assert RerankConfig.from_dict(yaml.safe_load(f.read_text()), str(f)).heads.r == 8
             continue
@@ -165,5 +165,5 @@ def test_likra_configs_parse():
     files = [f for f in files if not f.name.startswith("rerank")]
     cfg = load_experiment_config(files[0], ["heads.learning_rate=1e-4", "negative.pick=first", "n_test=10"])
     assert (cfg.heads.learning_rate, cfg.negative.pick, cfg.n_test) == (1e-4, "first", 10)
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match="unknown key"):
         load_experiment_config(files[0], ["bogus=1"])

@@ -123,9 +123,9 @@ def test_tiny_model_sft_generate_verify(tiny_model, char_tokenizer, tmp_path):
 
 
 def test_spurious_step_advantages_on_hand_labels():
+    from negrl.experiments.task_diagnostics import spurious_rate, spurious_step_advantages
     from negrl.records import Rollout, StepLabels, Verdict
     from negrl.steps.segment import segment
-    from negrl.task_diagnostics import spurious_rate, spurious_step_advantages
 
     p = _hand_problem()
     pos = "7+5=12\n12+0=12\n3*2=6\n12-6=6\n9-4=5\n6+5=11\nAnswer: 11"  # one spurious step (line 1)

@@ -137,7 +137,7 @@ def test_tiny_model_sft_generate_verify(tiny_model, char_tokenizer, tmp_path):
         labels = check_steps(by_id[r.problem_id], r.completion)
         assert len(labels) == len(r.completion.split("\n"))
 
-    from negrl.task_diagnostics import first_step_eval
+    from negrl.experiments.task_diagnostics import first_step_eval
 
     stats = first_step_eval(tiny_model, char_tokenizer, test, max_new_tokens=16, samples=2)
     assert stats["greedy"]["n"] == 8 and stats["sampled"]["n"] == 16
@@ -145,8 +145,8 @@ def test_tiny_model_sft_generate_verify(tiny_model, char_tokenizer, tmp_path):
 
 
 def test_export_checkpoint_copies_weights_and_splits(tmp_path):
+    from negrl.experiments.task_diagnostics import checkpoint_dirs, export_checkpoint
     from negrl.io import read_stage, write_stage
-    from negrl.task_diagnostics import checkpoint_dirs, export_checkpoint
 
     run = tmp_path / "run"
     for step in (200, 100):
@@ -164,7 +164,8 @@ def test_export_checkpoint_copies_weights_and_splits(tmp_path):
 
 
 def test_probe_reuses_checkpoints_already_probed(tmp_path, monkeypatch):
-    from negrl import modeling, task_diagnostics
+    from negrl import modeling
+    from negrl.experiments import task_diagnostics
 
     probed = []
     monkeypatch.setattr(modeling, "load_policy", lambda d, device="cpu": (str(d), None))
@@ -187,7 +188,7 @@ def test_probe_reuses_checkpoints_already_probed(tmp_path, monkeypatch):
 
 
 def test_trajectory_plot_is_a_png(tmp_path):
-    from negrl.task_diagnostics import plot_trajectory
+    from negrl.experiments.task_diagnostics import plot_trajectory
 
     rows = [{"step": s, "greedy": {"first": f, "later_given_first": 1.0, "chance": 0.5}}
             for s, f in ((250, 0.3), (500, 0.5), (750, 0.7))] + [{"step": "final", "greedy": {}}]
@@ -200,10 +201,10 @@ def test_trajectory_plot_is_a_png(tmp_path):
 def test_audit_step_credit_against_the_exact_checker(tmp_path):
     import json
 
+    from negrl.experiments.task_diagnostics import audit_step_credit
     from negrl.io import write_stage
     from negrl.records import Rollout, StepLabels
     from negrl.steps.segment import split_lines
-    from negrl.task_diagnostics import audit_step_credit
 
     p = _hand_problem()
     wrong = {"w0": "7\n5\nAnswer: 5", "w1": "1\n8\nAnswer: 8", "w2": "2\n8\nAnswer: 8", "w3": "1\n4\nAnswer: 5"}
@@ -235,7 +236,7 @@ def test_audit_step_credit_against_the_exact_checker(tmp_path):
 def test_stored_results_follow_the_config_order(tmp_path):
     import json
 
-    from negrl.task_diagnostics import stored_results
+    from negrl.experiments.task_diagnostics import stored_results
 
     (tmp_path / "eval").mkdir()
     for m in ("awr", "base", "rft", "extra"):

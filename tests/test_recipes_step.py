@@ -13,14 +13,9 @@ import pytest
 import yaml
 
 from negrl.builders import AWRRowConfig, PairConfig
-from negrl.pipeline import (
-    METHODS,
-    PipelineConfig,
-    load_pipeline_config,
-    lora_config,
-    results_table,
-    run_pipeline,
-)
+from negrl.experiments.compare import results_table, run_pipeline
+from negrl.experiments.methods import METHODS, lora_config
+from negrl.experiments.pipeline import PipelineConfig, load_pipeline_config
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,8 +119,10 @@ def test_two_cpu_processes_with_torchrun(trained_policy_dir, tmp_path):
 
 
 def test_finished_model_is_not_reused_for_other_method_options(tmp_path, monkeypatch):
+    from negrl.experiments.compare import run_method
+    from negrl.experiments.methods import METHODS
+    from negrl.experiments.pipeline import PipelineConfig
     from negrl.io import StageError
-    from negrl.pipeline import METHODS, PipelineConfig, run_method
 
     calls = []
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from negrl.experiments.label_steps import LabelStepsConfig, run_label_steps
+from negrl.experiments.config import ConfigError, load_config
+from negrl.experiments.validate_steps import ValidateStepsConfig
 from negrl.io import read_stage, write_stage
 from negrl.records import Problem, Rollout, StepLabels
-from negrl.steps.label_stage import LabelStepsConfig, run_label_steps
-from negrl.steps.validation import ValidateStepsConfig, load_config
 
 
 P = Problem(problem_id="p", domain="arithmetic", prompt="Q: (3+4)*2\n", answer="14",
@@ -45,7 +46,7 @@ def test_load_config_yaml_and_overrides(tmp_path):
     cfg = load_config(ValidateStepsConfig, path, ["judge=null", "consensus_pairs=[[mc, prm]]"])
     assert cfg.n_problems == 8 and cfg.mc == {"k": 3} and cfg.judge is None and cfg.consensus_pairs == [["mc", "prm"]]
     path.write_text("n_problem: 8\n")
-    with pytest.raises(ValueError, match="unknown field 'n_problem'"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key\(s\) 'n_problem'"):
         load_config(ValidateStepsConfig, path)
     with pytest.raises(ValueError, match="KEY=VALUE"):
         load_config(ValidateStepsConfig, None, ["judge"])
@@ -55,7 +56,7 @@ def test_load_config_yaml_and_overrides(tmp_path):
 
 @pytest.mark.slow
 def test_validation_end_to_end(trained_policy_dir, tmp_path):
-    from negrl.steps.validation import run_validation
+    from negrl.experiments.validate_steps import run_validation
 
     cfg = ValidateStepsConfig(
         policy=str(trained_policy_dir), task_kwargs={"min_steps": 1, "max_steps": 2, "digits": 1, "max_value": 99},

@@ -66,7 +66,7 @@ def _parse_float(value: Any) -> float | None:
 
 
 def coerce(value: Any, tp: Any, where: str, key: str) -> Any:
-    """``value`` checked against type ``tp`` (converted where lossless: int → float, nested mapping → dataclass)."""
+    """``value`` checked against type ``tp`` (a nested mapping becomes its dataclass; ``"1e-4"`` a float)."""
     bad = ConfigError(f"{where}: key {key!r} expects {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     if tp is Any or tp is object:
         return value
@@ -100,6 +100,8 @@ def coerce(value: Any, tp: Any, where: str, key: str) -> Any:
             return value
         raise bad  # a float for an int is refused, never rounded
     if tp is float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # an int is a float (PEP 484); kept as is so values written back stay what they were
         parsed = _parse_float(value)
         if parsed is None:
             raise bad

@@ -11,9 +11,8 @@ run gives a learning curve (``checkpoints/n{N}/{head}``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -203,12 +202,3 @@ def list_checkpoints(output_dir: str | Path, head: str) -> dict[int, Path]:
     found = {int(d.name[1:]): d / head for d in root.glob("n*") if (d / head / "adapter_model.safetensors").exists()}
     return dict(sorted(found.items()))
 
-
-def write_run_config(output_dir: str | Path, **sections: Any) -> Path:
-    """Write the resolved configuration of a run (dataclasses or dicts) to ``{output_dir}/config.json``."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in sections.items()}
-    path = out / "config.json"
-    path.write_text(json.dumps(resolved, indent=2, default=str))
-    return path

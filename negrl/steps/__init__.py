@@ -5,8 +5,9 @@
 - ``prm``: ``PRMConfig`` / ``train_prm`` / ``PRMScorer`` (per-step probabilities, thresholded at λ).
 - ``judge``: ``LLMJudge`` / ``HTTPJudge`` (LLM judges), ``OracleJudge`` (exact checker of embedded tasks).
 - ``consensus``: ``combine`` (``and`` / ``or`` / ``vote``), ``agreement``, ``first_error_metrics``.
-- ``label_stage``: one labelling stage from stage directories (``recipes/label_steps.py``).
-- ``validation``: first-error detection of every source against the exact checker (``recipes/validate_steps.py``).
+- ``sources``: ``label_steps(source, ...)``, the one dispatcher over ``mc | prm | judge | oracle | consensus``,
+  cached by the settings that decide the labels.
+- ``stepwise``: export to / import from TRL's stepwise-supervision rows (``prompt``, ``completions``, ``labels``).
 
 Every source returns ``negrl.records.StepLabels`` (``source`` = ``"mc"``, ``"prm"``, ``"judge"``, ``"oracle"``,
 ``"consensus"``); ``None`` labels mean unknown, never wrong. Heavy modules (torch, transformers) are imported lazily.

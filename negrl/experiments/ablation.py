@@ -1,6 +1,6 @@
 """How much do negatives buy? The negative-volume ablation and the data-efficiency curve (Setlur et al. 2024, Fig. 1).
 
-Both experiments sample **once** per seed (the shared pipeline's cached data stages, ``negrl.pipeline.prepare_data``,
+Both experiments sample **once** per seed (the shared pipeline's cached data stages, ``negrl.experiments.pipeline.prepare_data``,
 with the largest volume any point needs) and then *subsample* the cached records per sweep point, so no rollout or
 step label is ever regenerated:
 
@@ -11,15 +11,15 @@ step label is ever regenerated:
   positives, no negatives), so all volume-0 points of a seed are one shared run.
 - ``subsample_problems``: the first ``n`` post-training problems (a nested prefix) with their records.
 
-Each point runs one registered pipeline method (``negrl.pipeline.METHODS``) on the subsampled data in its own
+Each point runs one registered pipeline method (``negrl.experiments.methods.METHODS``) on the subsampled data in its own
 directory ``<output_dir>/points/<key>/seed<k>/`` (model, eval JSON, resolved config) and leaves ``row.json``; a rerun
 reads the rows of finished points and trains nothing. Several workers may run the same sweep at once (each point and
 each seed's data stage is claimed with a lock file; a worker skips points another live worker holds); the outputs
 are then written from the finished points (``report_only``). Likra sweeps (``kind: "likra"``) train the positive and the
-negative head once per seed (``negrl.likra.experiment``: power-of-two checkpoints) and read the whole negative-volume
+negative head once per seed (``negrl.experiments.likra_curve``: power-of-two checkpoints) and read the whole negative-volume
 curve from the cached checkpoint scores.
 
-The rows become ``runs.csv``, ``table.md``, PNG plots and the data multiplier in ``negrl.ablation_report``.
+The rows become ``runs.csv``, ``table.md``, PNG plots and the data multiplier in ``negrl.experiments.ablation_report``.
 """
 
 from __future__ import annotations
@@ -35,16 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from negrl.pipeline import (
-    METHODS,
+from negrl.experiments.compare import evaluate_method, run_method
+from negrl.experiments.config import build, read_yaml
+from negrl.experiments.config import write_resolved_config as write_config_file
+from negrl.experiments.methods import METHODS
+from negrl.experiments.pipeline import (
     PipelineConfig,
     PipelineData,
-    evaluate_method,
     load_pipeline_config,
     prepare_data,
-    run_method,
     write_resolved_config,
 )
 
@@ -183,21 +182,10 @@ class AblationConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> AblationConfig:
-        """Load a YAML (unknown keys are an error naming the file) plus non-None overrides."""
-        d = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a mapping of ablation fields, got {type(d).__name__}")
+        """Load a YAML plus non-None overrides (an unknown or mistyped key is an error naming the file)."""
+        d = read_yaml(path)
         d.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown ablation field(s) {unknown}")
-        sweeps = []
-        for i, s in enumerate(d.pop("sweeps", []) or []):
-            try:
-                sweeps.append(SweepSpec(**s))
-            except TypeError as e:
-                raise ValueError(f"{path}: sweeps[{i}]: {e}") from None
-        return cls(sweeps=sweeps, **d)
+        return build(cls, d, str(path))
 
     def pipeline_cfg(self) -> PipelineConfig:
         """The shared data configuration: cached once under ``<output_dir>/data/seed<k>``."""
@@ -208,9 +196,7 @@ class AblationConfig:
         return load_pipeline_config(self.pipeline_config, **over)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(self), default=str)), sort_keys=False)
-        path.write_text(text, encoding="utf-8")
+        write_config_file(path, self)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,7 +235,7 @@ def claim(lock: Path) -> bool:
 def prepare_shared(cfg: PipelineConfig, prepare: PrepareFn, poll_s: float = 10.0) -> PipelineData:
     """``prepare(cfg)`` by one worker at a time per seed (the others wait, then read the cached stages).
 
-    Also applies ``cfg.threads`` (torch intra-op threads) as ``negrl.pipeline.run_pipeline`` does."""
+    Also applies ``cfg.threads`` (torch intra-op threads) as ``negrl.experiments.compare.run_pipeline`` does."""
     if cfg.threads:
         import torch
 
@@ -326,7 +312,7 @@ def reference_row(cfg: PipelineConfig, root: Path, data: PipelineData | None, ex
 
 def likra_rows(spec: SweepSpec, root: Path, seed: int) -> list[dict[str, Any]]:
     """Train both Likra heads once for this seed (power-of-two checkpoints; skipped when done), score, read volumes."""
-    from negrl.likra import experiment as lx
+    from negrl.experiments import likra_curve as lx
 
     out = root / "points" / f"{spec.method}__likra" / f"seed{seed}"
     lcfg = lx.LikraExperimentConfig.from_dict({**spec.likra, "seed": seed, "output_dir": str(out)},
@@ -368,8 +354,8 @@ def run_ablation(acfg: AblationConfig, prepare: PrepareFn = prepare_data, log: C
     for s in acfg.sweeps:
         if s.method in missing or (0 in s.values and s.zero_method in missing):
             if not s.optional:
-                raise ValueError(f"sweep {s.method!r}: method(s) {missing} not registered in negrl.pipeline.METHODS")
-            log(f"skipping sweep {s.method!r} ({s.kind}): not registered in negrl.pipeline.METHODS")
+                raise ValueError(f"sweep {s.method!r}: method(s) {missing} not registered in negrl.experiments.methods.METHODS")
+            log(f"skipping sweep {s.method!r} ({s.kind}): not registered in negrl.experiments.methods.METHODS")
             continue
         specs.append(s)
     base = acfg.pipeline_cfg()

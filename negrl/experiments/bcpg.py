@@ -11,7 +11,7 @@ Every stage is cached on disk under the round directory (``negrl.io`` stages: a 
 resumes interrupted ones). ``run_rounds`` repeats rounds, each from the previous round's policy (which is then the
 behaviour policy of the next round's data, as in the paper's iterations).
 
-Annotators (``ANNOTATORS``; the step-correctness sources live in ``negrl.steps``): ``"consensus"`` (the paper:
+Annotators (``ANNOTATORS``: the library's one dispatcher, ``negrl.steps.sources``): ``"consensus"`` (the paper:
 LLM judge and PRM, rule ``and``; sources and rule configurable), ``"mc"`` (Monte-Carlo values), ``"prm"``,
 ``"judge"``, and ``"oracle"`` (the embedded task's exact checker, for ablations only).
 """
@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from negrl.builders.bcpg import (
     BCPGDataConfig,
@@ -35,9 +33,15 @@ from negrl.builders.bcpg import (
     mine_correct_steps,
     mining_stats,
 )
+from negrl.experiments.config import write_resolved_config
+from negrl.experiments.pipeline import PipelineConfig
+from negrl.experiments.pipeline import prepare_data as prepare_pipeline_data
 from negrl.generation import GenerationConfig, generate_rollouts
 from negrl.io import StageError, cached_stage, ids_digest, read_stage
+from negrl.lora import lora_config as default_lora_config
 from negrl.records import Problem, Rollout, StepLabels, Verdict
+from negrl.steps.sources import LABEL_SOURCES as ANNOTATORS
+from negrl.steps.sources import LabelSettings, label_steps
 from negrl.verifiers import verify_rollouts
 
 
@@ -145,115 +149,24 @@ def sample_and_verify(
 # --------------------------------------------------------------------------------------------------- annotators
 
 
-@dataclass
-class LabelContext:
-    """Everything an annotator may need; ``rollouts`` are the negatives to label."""
+def label_settings(cfg: BCPGRunConfig, seed: int) -> LabelSettings:
+    """The annotator settings of a run for ``negrl.steps.sources`` (they key each source's cached labels)."""
+    from negrl.steps.monte_carlo import MonteCarloConfig
 
-    problems: list[Problem]
-    rollouts: list[Rollout]
-    verdicts: list[Verdict]
-    model: Any
-    tokenizer: Any
-    cfg: BCPGRunConfig
-    seed: int
-    out_dir: Path
-    precomputed: dict[str, list[StepLabels]] = field(default_factory=dict)  # source → labels already at hand
+    mc = MonteCarloConfig(k=cfg.mc_k, max_new_tokens=cfg.max_new_tokens, seed=seed, segment_rule=cfg.segment_rule,
+                          use_chat_template=cfg.use_chat_template, batch_size=cfg.gen_batch_size, show_progress=False)
+    return LabelSettings(segment_rule=cfg.segment_rule, mc=mc, prm_model=cfg.prm_model,
+                         prm_threshold=cfg.prm_threshold, judge_model=cfg.judge_model,
+                         consensus_sources=list(cfg.consensus_sources), consensus_rule=cfg.consensus_rule)
 
 
-def _label_oracle(ctx: LabelContext) -> list[StepLabels]:
-    from negrl.steps.judge import OracleJudge
-
-    return OracleJudge().label(ctx.problems, ctx.rollouts, rule=ctx.cfg.segment_rule)
-
-
-def _label_mc(ctx: LabelContext) -> list[StepLabels]:
-    from negrl.steps.monte_carlo import MonteCarloConfig, label_monte_carlo
-
-    mc = MonteCarloConfig(k=ctx.cfg.mc_k, max_new_tokens=ctx.cfg.max_new_tokens, seed=ctx.seed,
-                          segment_rule=ctx.cfg.segment_rule, use_chat_template=ctx.cfg.use_chat_template,
-                          batch_size=ctx.cfg.gen_batch_size, show_progress=False)
-    units = ctx.out_dir / f"{_stage_name('mc', source_config('mc', ctx))}-units"  # its resumable work units
-    return label_monte_carlo(ctx.problems, ctx.rollouts, ctx.verdicts, ctx.model, ctx.tokenizer, mc, out_dir=units)
-
-
-def _label_prm(ctx: LabelContext) -> list[StepLabels]:
-    from negrl.steps.prm import PRMScorer
-
-    if not ctx.cfg.prm_model:
-        raise ValueError("annotator 'prm' needs prm_model (a PRM saved by negrl.steps.prm.PRMScorer)")
-    scorer = PRMScorer.from_pretrained(ctx.cfg.prm_model, threshold=ctx.cfg.prm_threshold)
-    return scorer.label(ctx.problems, ctx.rollouts, rule=ctx.cfg.segment_rule)
-
-
-def _label_judge(ctx: LabelContext) -> list[StepLabels]:
-    from negrl.steps.judge import LLMJudge
-
-    if ctx.cfg.judge_model:
-        from negrl.modeling import load_policy
-
-        model, tokenizer = load_policy(ctx.cfg.judge_model)
-    else:
-        model, tokenizer = ctx.model, ctx.tokenizer
-    return LLMJudge(model, tokenizer).label(ctx.problems, ctx.rollouts, rule=ctx.cfg.segment_rule)
-
-
-SOURCES: dict[str, Callable[[LabelContext], list[StepLabels]]] = {
-    "oracle": _label_oracle,
-    "mc": _label_mc,
-    "prm": _label_prm,
-    "judge": _label_judge,
-}
-ANNOTATORS = ("consensus", *SOURCES)
-
-
-def source_config(source: str, ctx: LabelContext) -> dict[str, Any]:
-    """The settings that decide a source's labels: they key its cached stage (so a changed setting relabels)."""
-    cfg = ctx.cfg
-    own = {
-        "oracle": {},
-        "mc": {"mc_k": cfg.mc_k, "max_new_tokens": cfg.max_new_tokens, "seed": ctx.seed,
-               "use_chat_template": cfg.use_chat_template},
-        "prm": {"prm_model": cfg.prm_model, "prm_threshold": cfg.prm_threshold},
-        "judge": {"judge_model": cfg.judge_model or "<the policy>"},
-    }[source]
-    return {"source": source, "segment_rule": cfg.segment_rule, "n": len(ctx.rollouts),
-            "rollouts": ids_digest(r.rollout_id for r in ctx.rollouts), **own}
-
-
-def _stage_name(source: str, config: dict[str, Any]) -> str:
-    """``labels-{source}-{digest of its settings}``: sources with other settings (variants) never share a stage."""
-    return f"labels-{source}-{ids_digest([json.dumps(config, sort_keys=True)])}"
-
-
-def label_source(source: str, ctx: LabelContext) -> list[StepLabels]:
-    """Labels of one source (``ctx.precomputed`` first), cached as the stage ``out_dir/labels-{source}-{digest}``.
-
-    The digest is of ``source_config`` (the source's own settings and the negatives' ids), so changing a setting
-    (``prm_threshold``, ``judge_model``, ``mc_k``, ...) labels afresh instead of reusing stale labels. Not in the key:
-    the *contents* of a model directory retrained in place (``prm_model``, the policy the judge runs on).
-    """
-    if source in ctx.precomputed:
-        return ctx.precomputed[source]
-    if source not in SOURCES:
-        raise ValueError(f"unknown label source {source!r}; expected one of {list(SOURCES)}")
-    config = source_config(source, ctx)
-    return cached_stage(ctx.out_dir / _stage_name(source, config), StepLabels, lambda: SOURCES[source](ctx), config)
-
-
-def annotate(ctx: LabelContext) -> list[StepLabels]:
-    """Step labels of the negatives from ``cfg.annotator`` (a single source, or the consensus of several)."""
-    name = ctx.cfg.annotator
-    if name in SOURCES:
-        return label_source(name, ctx)
-    if name != "consensus":
-        raise ValueError(f"unknown annotator {name!r}; expected one of {ANNOTATORS}")
-    from negrl.steps.consensus import combine_labels
-
-    unknown = set(ctx.cfg.consensus_sources) - set(SOURCES)
-    if unknown or not ctx.cfg.consensus_sources:
-        raise ValueError(f"consensus_sources {ctx.cfg.consensus_sources} must be a non-empty subset of {list(SOURCES)}")
-    per_source = [label_source(s, ctx) for s in ctx.cfg.consensus_sources]
-    return combine_labels(per_source, rule=ctx.cfg.consensus_rule)
+def annotate(cfg: BCPGRunConfig, problems: list[Problem], negatives: list[Rollout], verdicts: list[Verdict],
+             model: Any, tokenizer: Any, seed: int, out_dir: Path) -> list[StepLabels]:
+    """Step labels of the negatives from ``cfg.annotator``, cached as ``out_dir/labels-{source}-{digest}``."""
+    if cfg.annotator not in ANNOTATORS:
+        raise ValueError(f"unknown annotator {cfg.annotator!r}; expected one of {ANNOTATORS}")
+    return label_steps(cfg.annotator, problems, negatives, verdicts, label_settings(cfg, seed), model, tokenizer,
+                       cache_dir=out_dir)
 
 
 # --------------------------------------------------------------------------------------------------- one round
@@ -285,14 +198,14 @@ def mine(data: RoundData, cfg: BCPGRunConfig, model: Any, tokenizer: Any, seed: 
          max_length: int | None = 1024) -> tuple[list[BCPGSample], dict[str, float]]:
     """Label the negatives with ``cfg.annotator``, mine their correct steps; stats against the exact checker."""
     neg_ids = {s.rollout_id for s in data.samples if s.is_negative}
-    ctx = LabelContext(data.problems, [r for r in data.rollouts if r.rollout_id in neg_ids], data.verdicts, model,
-                       tokenizer, cfg, seed, out_dir)
-    mined = mine_correct_steps(data.samples, annotate(ctx), cfg.annotator)
-    stats = mining_stats(mined, data.problems, tokenizer, max_length) if _embedded(data.problems) else {}
+    negatives = [r for r in data.rollouts if r.rollout_id in neg_ids]
+    labels = annotate(cfg, data.problems, negatives, data.verdicts, model, tokenizer, seed, out_dir)
+    mined = mine_correct_steps(data.samples, labels, cfg.annotator)
+    stats = mining_stats(mined, data.problems, tokenizer, max_length) if embedded_problems(data.problems) else {}
     return mined, stats
 
 
-def _embedded(problems: Sequence[Problem]) -> bool:
+def embedded_problems(problems: Sequence[Problem]) -> bool:
     """Do these problems have an exact step checker (embedded tasks), so mining precision can be measured?"""
     from negrl.tasks import DOMAIN_TO_TASK
 
@@ -300,10 +213,9 @@ def _embedded(problems: Sequence[Problem]) -> bool:
 
 
 def lora_config(cfg: BCPGRunConfig) -> Any:
-    from peft import LoraConfig
-
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
+    """The run's adapter: negrl's LoRA default with the ``lora_*`` fields of ``cfg``."""
+    return default_lora_config(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                               target_modules=cfg.lora_target_modules)
 
 
 def save_merged(model: Any, tokenizer: Any, out_dir: Path) -> Any:
@@ -336,21 +248,13 @@ def evaluate(model: Any, tokenizer: Any, held_out: Sequence[Problem], cfg: BCPGR
     return ev.as_dict()
 
 
-def write_config(out_dir: Path, **sections: Any) -> None:
-    """The resolved config of a run, next to its outputs."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {k: (v.to_dict() if hasattr(v, "to_dict") else dataclasses.asdict(v)) for k, v in sections.items()}
-    text = yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), sort_keys=False)
-    (out_dir / "config.yaml").write_text(text, encoding="utf-8")
-
-
 def run_round(cfg: BCPGRunConfig, args: Any, policy: str, out_dir: Path, seed: int, round_index: int = 0) -> dict:
     """One round from ``policy``: data, mining, BCPG-NSA training (LoRA), merged policy, held-out metrics."""
     from negrl.modeling import load_policy
     from negrl.trainers.bcpg_nsa import train_bcpg_nsa
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_config(out_dir, bcpg=cfg, training=args)
+    write_resolved_config(out_dir / "config.yaml", {"bcpg": cfg, "training": args})
     model, tokenizer = load_policy(policy)
     data = prepare_data(cfg, model, tokenizer, seed, out_dir, round_index, args.max_length)
     mined, stats = mine(data, cfg, model, tokenizer, seed, out_dir, args.max_length)
@@ -376,113 +280,7 @@ def run_rounds(cfg: BCPGRunConfig, args: Any, out_dir: Path, seed: int = 0) -> l
     return history
 
 
-# --------------------------------------------------------------------------------------------------- pipeline methods
-
-_BCPG_KEYS = ("beta", "annotator", "consensus_sources", "consensus_rule", "prm_model", "prm_threshold",
-              "judge_model", "mc_k", "segment_rule")
-
-
-def pipeline_samples(ctx: Any, model: Any, tokenizer: Any, max_length: int) -> list[BCPGSample]:
-    """BCPG samples of the pipeline's shared data, with behaviour log-probs of the base (cached per seed)."""
-    d, cfg = ctx.data, ctx.config
-    data_cfg = BCPGDataConfig(max_length=max_length, use_chat_template=cfg.use_chat_template)
-    return build_bcpg_samples(d.problems, d.rollouts, d.verdicts, model, tokenizer, data_cfg,
-                              out_dir=cfg.run_dir / "bcpg" / "samples")
-
-
-def pipeline_labels(ctx: Any, run_cfg: BCPGRunConfig, samples: Sequence[BCPGSample], model: Any,
-                    tokenizer: Any) -> list[StepLabels]:
-    """Step labels of the negatives by ``annotate``; the ``mc`` source is the pipeline's own Monte-Carlo labels."""
-    neg = {s.rollout_id for s in samples if s.is_negative}
-    lc = LabelContext(ctx.data.problems, [r for r in ctx.data.rollouts if r.rollout_id in neg], ctx.data.verdicts,
-                      model, tokenizer, run_cfg, ctx.seed, ctx.config.run_dir / "bcpg",
-                      precomputed={"mc": ctx.data.step_labels})
-    return annotate(lc)
-
-
-def train_pipeline_bcpg(ctx: Any, default_beta: float = 0.5) -> str:
-    """``negrl.pipeline`` method: BCPG-NSA (or BCPG with β = 1) on the pipeline's shared data, LoRA on the base.
-
-    Options (YAML ``method_options``): ``beta``, ``annotator`` (default ``mc``: the pipeline's labels),
-    ``consensus_sources`` / ``consensus_rule`` / ``prm_model`` / ``judge_model`` (see ``BCPGRunConfig``), ``lora``,
-    and any ``BCPGNSAConfig`` field (``tau``, ``normalization``, ``learning_rate``, ...).
-    """
-    from negrl.pipeline import _finish, _load_base, lora_config, trainer_kwargs
-    from negrl.trainers.bcpg_nsa import BCPGNSAConfig, BCPGNSATrainer
-
-    own = {k: ctx.options[k] for k in _BCPG_KEYS if k in ctx.options}
-    run_cfg = BCPGRunConfig(**{"annotator": "mc", "beta": default_beta, **own})
-    train_ctx = dataclasses.replace(ctx, options={k: v for k, v in ctx.options.items() if k not in _BCPG_KEYS})
-    # lr 1e-3 collapses the tiny policy (the negative-advantage term is unbounded; runs/bcpg/experiment): 1e-4.
-    args = BCPGNSAConfig(**trainer_kwargs(train_ctx, {"learning_rate": 1e-4, "max_length": 512}))
-    model, tokenizer = _load_base(ctx)
-    samples = pipeline_samples(ctx, model, tokenizer, args.max_length)
-    mined = mine_correct_steps(samples, pipeline_labels(ctx, run_cfg, samples, model, tokenizer), run_cfg.annotator)
-    dataset = bcpg_dataset(mined, tokenizer, run_cfg.beta, args.max_length)
-    if len(dataset) == 0:
-        raise ValueError("BCPG-NSA: no problem has both correct and wrong samples (nothing to train on)")
-    stats = mining_stats(mined, ctx.data.problems, tokenizer, args.max_length) if _embedded(ctx.data.problems) else {}
-    model.train()
-    trainer = BCPGNSATrainer(model, args, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=lora_config(train_ctx.options))
-    trainer.train()
-    out = _finish(ctx, trainer, tokenizer, dataset, None)
-    info = {"beta": run_cfg.beta, "annotator": run_cfg.annotator, "samples": len(samples),
-            "negatives": sum(s.is_negative for s in samples), "mining": stats}
-    (Path(out) / "bcpg.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    return out
-
-
-def train_pipeline_bcpg_plain(ctx: Any) -> str:
-    """Plain BCPG (β = 1: every token of a negative penalised alike)."""
-    return train_pipeline_bcpg(dataclasses.replace(ctx, options={**ctx.options, "beta": 1.0}), default_beta=1.0)
-
-
 # --------------------------------------------------------------------------------------------------- experiment
-
-
-def run_variants(pipeline_cfg: Any, variants: dict[str, dict[str, Any]], seeds: Sequence[int]) -> dict[int, dict]:
-    """Train and evaluate named variants of pipeline methods on the same data per seed.
-
-    ``variants``: name → ``{"method": <negrl.pipeline.METHODS key>, **options}`` (e.g. ``{"method": "bcpg_nsa",
-    "beta": -0.5, "annotator": "oracle"}``). Each variant's model is ``run_dir/models/<name>``, its evaluation
-    ``run_dir/eval/<name>.json`` (both reused on a rerun). Returns ``{seed: {"data": ..., "results": ...}}`` in the
-    shape ``negrl.pipeline.results_table`` reads.
-    """
-    from negrl.pipeline import (
-        METHODS,
-        MethodContext,
-        data_summary,
-        evaluate_method,
-        prepare_data,
-        write_resolved_config,
-    )
-
-    runs: dict[int, dict] = {}
-    for seed in seeds:
-        cfg = dataclasses.replace(pipeline_cfg, seed=seed)
-        write_resolved_config(cfg)
-        (cfg.run_dir / "variants.yaml").write_text(yaml.safe_dump(variants, sort_keys=False), encoding="utf-8")
-        data = prepare_data(cfg)
-        results = {}
-        for name, spec in variants.items():
-            spec = dict(spec)
-            method = spec.pop("method", name)
-            if method not in METHODS:
-                raise ValueError(f"variant {name!r}: unknown method {method!r}; registered: {sorted(METHODS)}")
-            out = cfg.run_dir / "models" / name
-            if method == "base":
-                model_dir = cfg.base_policy
-            elif (out / "done.json").exists():
-                model_dir = str(out)
-            else:
-                model_dir = METHODS[method](MethodContext(cfg, data, spec, out, seed))
-            results[name] = evaluate_method(cfg, name, model_dir, data.test_problems)
-            bcpg_info = Path(model_dir) / "bcpg.json"
-            if bcpg_info.exists():
-                results[name]["bcpg"] = json.loads(bcpg_info.read_text(encoding="utf-8"))
-        runs[seed] = {"data": data_summary(data), "results": results}
-    return runs
 
 
 def mining_table(runs: dict[int, dict]) -> str:
@@ -521,16 +319,13 @@ class TaskPRMConfig:
     threshold: float = 0.5
 
 
-def train_task_prm(pipeline_cfg: Any, prm: TaskPRMConfig) -> str:
+def train_task_prm(pipeline_cfg: PipelineConfig, prm: TaskPRMConfig) -> str:
     """Train (or reuse) the PRM: the pipeline's data stages on a separate seed, MC labels of every rollout, LoRA PRM.
 
-    Reuses ``negrl.pipeline.prepare_data`` (prompts disjoint from the test set) and ``negrl.steps.prm``; the PRM's
+    Reuses ``negrl.experiments.pipeline.prepare_data`` (prompts disjoint from the test set) and ``negrl.steps.prm``; the PRM's
     prompts differ from each experiment seed's prompts because they are drawn with seed ``prm.seed``.
     """
-    from peft import LoraConfig
-
     from negrl.modeling import load_policy
-    from negrl.pipeline import prepare_data
     from negrl.steps.prm import PRMConfig, PRMScorer, prm_rows, train_prm
 
     out = Path(prm.output_dir)
@@ -540,11 +335,11 @@ def train_task_prm(pipeline_cfg: Any, prm: TaskPRMConfig) -> str:
     cfg = dataclasses.replace(pipeline_cfg, seed=prm.seed, n_prompts=prm.n_prompts, mc=mc,
                               samples_per_prompt=prm.samples_per_prompt, output_dir=str(out / "data"))
     model, tokenizer = load_policy(cfg.base_policy)
-    data = prepare_data(cfg, model, tokenizer)
+    data = prepare_pipeline_data(cfg, model, tokenizer)
     args = PRMConfig(output_dir=str(out / "trainer"), learning_rate=prm.learning_rate, per_device_train_batch_size=32,
                      max_steps=prm.steps, lr_scheduler_type="cosine", warmup_steps=10, logging_steps=50,
                      disable_tqdm=True, seed=prm.seed, threshold=prm.threshold)
-    lora = LoraConfig(r=prm.lora_r, lora_alpha=2 * prm.lora_r, target_modules="all-linear", task_type="CAUSAL_LM")
+    lora = default_lora_config(r=prm.lora_r, lora_alpha=2 * prm.lora_r)
     trainer = train_prm(model, tokenizer, prm_rows(data.problems, data.step_labels), args, peft_config=lora)
     PRMScorer.from_trainer(trainer).save_pretrained(out)
     return str(out)

@@ -1,4 +1,4 @@
-"""The end-to-end demo: base policy → the shared pipeline (``negrl.pipeline``) → one comparison table.
+"""The end-to-end demo: base policy → the shared pipeline (``negrl.experiments.pipeline``) → one comparison table.
 
 A demo YAML has four keys:
 
@@ -20,14 +20,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from negrl.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
-from negrl.pipeline import PipelineConfig, run_pipeline
+from negrl.experiments.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
+from negrl.experiments.compare import run_pipeline
+from negrl.experiments.config import read_yaml
+from negrl.experiments.pipeline import PipelineConfig
 
 
 def load_demo_config(path: Path) -> dict[str, Any]:
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cfg = read_yaml(path)
     unknown = set(cfg) - {"output_dir", "base", "pipeline", "likra_rerank"}
     if unknown:
         raise ValueError(
@@ -52,7 +52,7 @@ def ensure_base_policy(base: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def run_likra_rerank(spec: dict[str, Any], base_dir: Path, task: str, task_kwargs: dict[str, Any], out: Path) -> list:
     """Likra as a reranker of the base policy's samples (cached in ``out/rerank.json``)."""
-    from negrl.likra.rerank import RerankConfig, run_rerank
+    from negrl.experiments.likra_rerank import RerankConfig, run_rerank
 
     cache = out / "rerank.json"
     if cache.exists():

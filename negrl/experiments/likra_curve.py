@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from negrl.likra.heads import LikraConfig, attach_heads, list_checkpoints, load_head, train_head, write_run_config
+from negrl.experiments.config import build, load_config, write_resolved_config
+from negrl.likra.heads import LikraConfig, attach_heads, list_checkpoints, load_head, train_head
 from negrl.likra.negatives import NegativeSpec, choice_pairs
 from negrl.likra.scoring import BASE, ChoiceLogprobs, score_choices
 from negrl.records import Problem
@@ -64,20 +65,8 @@ class LikraExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> LikraExperimentConfig:
-        """Build from a (YAML) dict, naming the unknown field and the file on error."""
-        d = dict(d)
-        names = set(cls.__dataclass_fields__)
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
-        try:
-            if isinstance(d.get("negative"), dict):
-                d["negative"] = NegativeSpec(**d["negative"])
-            if isinstance(d.get("heads"), dict):
-                d["heads"] = LikraConfig(**d["heads"])
-        except TypeError as e:
-            raise ValueError(f"{where}: {e}") from None
-        return cls(**d)
+        """Build from a (YAML) dict; an unknown or mistyped key names ``where`` (``negrl.experiments.config``)."""
+        return build(cls, d, where)
 
 
 def load_problems(cfg: LikraExperimentConfig) -> tuple[list[Problem], list[Problem]]:
@@ -112,7 +101,7 @@ def _load_base(cfg: LikraExperimentConfig) -> tuple[Any, Any]:
 def train(cfg: LikraExperimentConfig) -> dict[str, list[Path]]:
     """Train ``pos`` then ``neg`` on ``n_train`` questions; returns each head's checkpoint directories."""
     out = Path(cfg.output_dir)
-    write_run_config(out, experiment=cfg)
+    write_resolved_config(out / "config.json", {"experiment": cfg})
     train_set, _ = load_problems(cfg)
     context = fewshot_prefix(cfg, train_set)
     train_set = train_set[: cfg.n_train] if cfg.n_train else train_set
@@ -207,7 +196,7 @@ def volume_rows(output_dir: str | Path, ws: list[float], pos_n: int | None = Non
 
 def plot_curve(rows: list[dict[str, Any]], path: str | Path, w: float = 1.0, metric: str = "acc_norm") -> Path:
     """PNG of ``metric`` vs training examples per head: SFT vs Likra vs Base-Likra (at weight ``w``), base as a line."""
-    from negrl.figures import new_figure, save_figure
+    from negrl.experiments.figures import new_figure, save_figure
 
     fig, ax = new_figure((6, 4))
     for mode, label in (("sft", "SFT (pos head)"), ("likra", f"Likra (w={w})"), ("base_likra", f"Base-Likra (w={w})")):
@@ -239,36 +228,6 @@ def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     return "\n".join([" | ".join(keys), " | ".join("---" for _ in keys), *fmt])
 
 
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    value = yaml.safe_load(text)
-    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 def load_experiment_config(path: str | Path | None, overrides: list[str] | None = None) -> LikraExperimentConfig:
     """YAML file (optional) + ``key=value`` overrides (dotted keys for ``heads.*`` / ``negative.*``) → config."""
-    import yaml
-
-    data: dict[str, Any] = {}
-    where = str(path) if path else "overrides"
-    if path:
-        loaded = yaml.safe_load(Path(path).read_text())
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping at top level, got {type(loaded).__name__}")
-        data = loaded or {}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key=value")
-        key, value = item.split("=", 1)
-        target = data
-        *parents, leaf = key.split(".")
-        for k in parents:
-            target = target.setdefault(k, {})
-        target[leaf] = _parse_value(value)
-    return LikraExperimentConfig.from_dict(data, where)
+    return load_config(LikraExperimentConfig, path, overrides or [])

@@ -10,7 +10,6 @@ problems as stages (``problems/train``, ``problems/test``), ``metrics.json`` and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from negrl.evaluation import evaluate_policy
+from negrl.experiments.config import write_resolved_config
 from negrl.io import write_stage
 from negrl.modeling import build_tiny_llama, count_parameters, save_policy
 from negrl.records import Problem
@@ -72,8 +71,7 @@ def base_sft_args(output_dir: str, **overrides: Any) -> NegrlSFTConfig:
 
 
 def _save_config(path: Path, cfg: BasePolicyConfig, args: NegrlSFTConfig) -> None:
-    resolved = {"base_policy": dataclasses.asdict(cfg), "sft": args.to_dict()}
-    path.write_text(yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), sort_keys=False), encoding="utf-8")
+    write_resolved_config(path, {"base_policy": cfg, "sft": args})
 
 
 def train_base_policy(cfg: BasePolicyConfig, args: NegrlSFTConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Diagnostics of the second embedded tasks, on top of the shared pipeline (``negrl.pipeline``).
+"""Diagnostics of the second embedded tasks, on top of the shared pipeline (``negrl.experiments.pipeline``).
 
 - Path-star (``negrl.tasks.path_star``): the Clever-Hans diagnostic of a policy — accuracy of the first step (the arm
   choice, chance ``1/D``) and of the later steps given a right first step — for the base, for every saved checkpoint
@@ -82,7 +82,7 @@ def probe_checkpoints(
 
 def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | Path, picked: int | None = None) -> Path:
     """PNG of the Clever-Hans trajectory: first-step and later-given-first accuracy (greedy) vs training step."""
-    from negrl.figures import new_figure, save_figure
+    from negrl.experiments.figures import new_figure, save_figure
 
     pts = sorted((r["step"], r["greedy"]) for r in rows if isinstance(r["step"], int))
     if not pts:
@@ -264,10 +264,10 @@ def audit_step_credit(run_dir: Path) -> dict[str, Any]:
 
 
 def experiment_diagnostics(cfg: Any, runs: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """Task-specific diagnostics of a finished ``negrl.pipeline.run_seeds``: per seed, path-star first-step stats of
+    """Task-specific diagnostics of a finished ``negrl.experiments.compare.run_seeds``: per seed, path-star first-step stats of
     every method, or multi-path spurious-step statistics of the rollouts and their Monte-Carlo advantages."""
+    from negrl.experiments.pipeline import split_problems
     from negrl.io import read_stage
-    from negrl.pipeline import split_problems
 
     out: dict[int, dict[str, Any]] = {}
     for seed, run in runs.items():
@@ -336,7 +336,7 @@ def first_step_table(diag: dict[int, dict[str, Any]]) -> str:
 
 
 def warm_start_base(init_dir: str | Path, cfg: Any, args: Any) -> dict[str, Any]:
-    """``negrl.base_policy.train_base_policy``, but starting from a trained tiny policy (``init_dir``) instead of a
+    """``negrl.experiments.base_policy.train_base_policy``, but starting from a trained tiny policy (``init_dir``) instead of a
     random initialisation.
 
     Why: on 2 shared CPU cores a from-scratch tiny model needs thousands of steps to learn to copy digits from the
@@ -349,9 +349,9 @@ def warm_start_base(init_dir: str | Path, cfg: Any, args: Any) -> dict[str, Any]
     import time
 
     import torch
-    import yaml
 
     from negrl.evaluation import evaluate_policy
+    from negrl.experiments.config import write_resolved_config
     from negrl.io import write_stage
     from negrl.modeling import count_parameters, load_policy, save_policy
     from negrl.sft import gold_dataset, train_sft
@@ -361,8 +361,7 @@ def warm_start_base(init_dir: str | Path, cfg: Any, args: Any) -> dict[str, Any]
         torch.set_num_threads(cfg.threads)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    resolved = {"init_from": str(init_dir), "base_policy": dataclasses.asdict(cfg), "sft": args.to_dict()}
-    (out / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(resolved, default=str)), sort_keys=False))
+    write_resolved_config(out / "config.yaml", {"init_from": str(init_dir), "base_policy": cfg, "sft": args})
     task = get_task(cfg.task, **cfg.task_kwargs)
     train, test = task.make_splits(cfg.n_train, cfg.n_test, seed=cfg.problem_seed)
     for name, split in (("train", train), ("test", test)):

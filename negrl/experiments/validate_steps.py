@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from negrl.experiments.config import write_resolved_config
 from negrl.io import write_stage
 from negrl.records import StepLabels
 
@@ -132,7 +133,7 @@ def run_validation(cfg: ValidateStepsConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2), encoding="utf-8")
+    write_resolved_config(out / "config.json", cfg)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     model, tok = load_policy(cfg.policy)
@@ -200,27 +201,3 @@ def _report(cfg, out, sources, verdicts, timings, n_prm_rows, first_error_metric
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     result["table"] = table
     return result
-
-
-def load_config(cls: type, path: str | Path | None, overrides: list[str] | None = None) -> Any:
-    """A config dataclass from a YAML file plus ``KEY=VALUE`` overrides (values parsed as YAML).
-
-    Unknown keys raise ``ValueError`` naming the file (or ``--set``) and the key.
-    """
-    import yaml
-
-    raw: dict[str, Any] = {}
-    if path:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping of {cls.__name__} fields, got {type(raw).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in names:
-            raise ValueError(f"{path}: unknown field {key!r} for {cls.__name__}; fields: {sorted(names)}")
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(names)}")
-        raw[key] = yaml.safe_load(value)
-    return cls(**raw)

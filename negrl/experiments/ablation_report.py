@@ -1,4 +1,4 @@
-"""Reporting of the ablation and data-efficiency runs (``negrl.ablation`` rows): CSV, Markdown, plots, multiplier.
+"""Reporting of the ablation and data-efficiency runs (``negrl.experiments.ablation`` rows): CSV, Markdown, plots, multiplier.
 
 - ``write_ablation_outputs``: ``runs.csv`` (one row per method × volume × seed), ``table.md`` (mean ± std over seeds)
   and ``negatives_<kind>.png`` (mean with a min–max band over seeds).
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from negrl.ablation import CSV_FIELDS, AblationConfig, format_volume
+from negrl.experiments.ablation import CSV_FIELDS, AblationConfig, format_volume
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, metric: str = 
                 xlabel: str = "volume", title: str = "", ylabel: str | None = None) -> Path:
     """PNG of ``metric`` vs volume: one line (mean over seeds) and a min–max band per (method, kind); ``reference``
     rows (the untrained base) are a dashed level."""
-    from negrl.figures import new_figure, save_figure
+    from negrl.experiments.figures import new_figure, save_figure
 
     fig, ax = new_figure((6.4, 4.2))
     for (method, kind), by_vol in group_rows(rows).items():
