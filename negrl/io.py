@@ -57,8 +57,9 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
     _atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Yield the JSON objects of a JSONL file; a bad line raises ``ValueError`` naming ``file:line``."""
+def numbered_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number in the file, JSON object)``; blank lines are skipped but still counted, so a later
+    error names the line an editor shows. A bad line raises ``ValueError`` naming ``file:line``."""
     path = Path(path)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -70,13 +71,20 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
+            yield lineno, row
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of a JSONL file; a bad line raises ``ValueError`` naming ``file:line``."""
+    for _, row in numbered_jsonl(path):
+        yield row
 
 
 def read_jsonl(path: str | os.PathLike, record_type: type[R] | None = None) -> list[Any]:
-    """Read a JSONL file, optionally into records; errors name the file and line."""
+    """Read a JSONL file, optionally into records; errors name the file, the line and (for records) the field and
+    its expected type."""
     out = []
-    for lineno, row in enumerate(iter_jsonl(path), start=1):
+    for lineno, row in numbered_jsonl(path):
         if record_type is None:
             out.append(row)
             continue
@@ -85,6 +93,22 @@ def read_jsonl(path: str | os.PathLike, record_type: type[R] | None = None) -> l
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path}:{lineno}: {e}") from None
     return out
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A stage's ``manifest.json`` / ``config.json``: a JSON object, or ``StageError`` naming the file and what is
+    wrong (a bare ``JSONDecodeError`` would name neither)."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise StageError(f"{path}: corrupt {what} ({e.msg}: line {e.lineno}, column {e.colno}); delete the stage "
+                         f"directory {path.parent} to redo it") from None
+    except UnicodeDecodeError as e:
+        raise StageError(f"{path}: corrupt {what} (not UTF-8 text: {e.reason}); delete the stage directory "
+                         f"{path.parent} to redo it") from None
+    if not isinstance(obj, dict):
+        raise StageError(f"{path}: corrupt {what} (a JSON {type(obj).__name__}, expected an object)")
+    return obj
 
 
 def _normalise(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -125,7 +149,7 @@ class StageWriter:
                     p.unlink()
         for tmp in self.directory.glob("*.tmp"):
             tmp.unlink()  # a half-written shard from a killed run
-        self._check_config()
+        self._check_config()  # written only with the first shard (flush): an input error leaves no trace here
         self._shards = sorted(self.directory.glob("shard-*.jsonl"))
         for shard in self._shards:
             self._records.extend(read_jsonl(shard, record_type))
@@ -134,14 +158,21 @@ class StageWriter:
     def _check_config(self) -> None:
         path = self.directory / "config.json"
         if path.exists():
-            stored = json.loads(path.read_text(encoding="utf-8"))
+            stored = read_json_object(path, "stage config")
             if stored != self.config:
                 keys = sorted(k for k in set(stored) | set(self.config) if stored.get(k) != self.config.get(k))
                 raise StageError(
                     f"{self.directory} was made with a different config (differs in {keys}); "
                     "use another directory or overwrite=True"
                 )
-        else:
+        elif any(self.directory.glob("shard-*.jsonl")):
+            raise StageError(f"{self.directory} holds shards but no config.json: which settings made them is "
+                             "unknown; use another directory or overwrite=True")
+
+    def _write_config(self) -> None:
+        """The stage's config, written together with its first shard (or its empty manifest)."""
+        path = self.directory / "config.json"
+        if not path.exists():
             _atomic_write_text(path, json.dumps(self.config, indent=2, sort_keys=True))
 
     @property
@@ -162,6 +193,7 @@ class StageWriter:
     def flush(self) -> None:
         if not self._buffer:
             return
+        self._write_config()
         shard = self.directory / f"shard-{len(self._shards):05d}.jsonl"
         write_jsonl(shard, (r.to_row() for r in self._buffer))
         self._shards.append(shard)
@@ -171,6 +203,7 @@ class StageWriter:
     def finalize(self, **summary: Any) -> None:
         """Flush and write the manifest (last), marking the stage complete."""
         self.flush()
+        self._write_config()  # a stage of no records has no shard
         manifest = {
             "record_type": self.record_type.__name__,
             "count": len(self._records),
@@ -195,7 +228,9 @@ def read_stage(directory: str | os.PathLike, record_type: type[R]) -> list[R]:
     manifest_path = directory / MANIFEST
     if not manifest_path.exists():
         raise StageError(f"{directory} is incomplete (no {MANIFEST}): rerun its stage to resume it")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_json_object(manifest_path, "manifest")
+    if not isinstance(manifest.get("shards"), list) or not isinstance(manifest.get("count"), int):
+        raise StageError(f"{manifest_path}: corrupt manifest (needs a 'shards' list and an integer 'count')")
     if manifest.get("record_type") != record_type.__name__:
         raise StageError(f"{directory} holds {manifest.get('record_type')} records, not {record_type.__name__}")
     out: list[R] = []
@@ -217,7 +252,7 @@ def cached_stage(
     """Reuse a complete stage made with the same ``config`` (another config raises ``StageError``), else make it."""
     directory, wanted = Path(directory), _normalise(config)
     if is_complete(directory):
-        stored = json.loads((directory / MANIFEST).read_text(encoding="utf-8")).get("config") or {}
+        stored = read_json_object(directory / MANIFEST, "manifest").get("config") or {}
         if stored != wanted:
             keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise StageError(f"{directory} was made with another config (differs in {keys}: stored {stored}, "

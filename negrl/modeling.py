@@ -112,6 +112,23 @@ def load_tokenizer(name_or_path: str | os.PathLike) -> Any:
     return tok
 
 
+def looks_like_path(name: str) -> bool:
+    """True when ``name`` can only be a local path, not a hub id (``namespace/name`` has at most one ``/``)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or name.endswith("/")
+
+
+def check_local_model_path(name: str) -> None:
+    """Raise ``FileNotFoundError`` ("no such directory") for a path-like ``name`` that is not a directory, instead of
+    letting ``from_pretrained`` report it as a malformed hub id."""
+    path = Path(name).expanduser()
+    if path.is_dir() or not (looks_like_path(name) or path.exists()):
+        return
+    if path.exists():
+        raise FileNotFoundError(f"model {name!r}: not a directory (expected a saved model directory)")
+    parent = next((p for p in path.parents if p.is_dir()), None)
+    raise FileNotFoundError(f"model {name!r}: no such directory (the nearest existing parent is {parent})")
+
+
 def load_policy(
     name_or_path: str | os.PathLike,
     dtype: str | torch.dtype | None = "auto",
@@ -145,8 +162,7 @@ def load_policy(
         if "is_quantized" in vars(model):
             model.is_quantized = False
     else:
-        if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
-            raise FileNotFoundError(f"model directory {name} does not exist")
+        check_local_model_path(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     tokenizer = load_tokenizer(name)
     if model.config.pad_token_id is None:

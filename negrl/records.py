@@ -14,6 +14,11 @@ This module imports nothing heavy, so it can be used from tests, recipes and dat
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
+import types
+import typing
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -22,6 +27,81 @@ R = TypeVar("R", bound="Record")
 
 # Domains a verifier is registered for (`negrl.verifiers.verify` dispatches on this field).
 DOMAINS = ("arithmetic", "path_star", "math", "code", "choice", "multipath")
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a dataclass's fields (cached: ``from_row`` runs once per stored record)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(hint: Any) -> str:
+    """``list[Step] | None`` rather than ``typing.Optional[list[negrl.records.Step]]``."""
+    return hint.__name__ if isinstance(hint, type) else re.sub(r"(?:\w+\.)+(\w+)", r"\1", str(hint))
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field annotation (str, int, float, bool, None, unions, list[X], dict[str, X],
+    nested dataclasses as dicts). ``bool`` is not an ``int`` here, an ``int`` is a ``float`` (JSON writes ``1.0`` as
+    ``1`` in some tools), and a float is never an ``int`` (``12.5`` would be silently truncated downstream)."""
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if origin in (list, Sequence):
+        (item,) = typing.get_args(hint) or (Any,)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(hint) or (Any, Any)
+        return isinstance(value, dict) and all(_matches(k, key) and _matches(v, item) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (dict, hint))
+    return isinstance(value, hint)
+
+
+def _dataclass_in(hint: Any) -> Any:
+    """The dataclass a field holds (``Step`` for ``list[Step]`` / ``Step | None``), or None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    for arg in typing.get_args(hint):
+        found = _dataclass_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_field(owner: type, name: str, value: Any, hint: Any) -> None:
+    """Raise ``TypeError`` naming ``owner.name``, the expected type and the value when ``value`` does not fit.
+
+    Nested dataclasses (``StepLabels.steps``) are checked field by field, so the message names e.g.
+    ``StepLabels.steps[2].start``."""
+    if not _matches(value, hint):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise TypeError(f"field {owner.__name__}.{name}: expected {_type_name(hint)}, got {type(value).__name__} "
+                        f"{shown}")
+    nested = _dataclass_in(hint)
+    if nested is None:
+        return
+    items = [(name, value)] if isinstance(value, dict) else list(
+        (f"{name}[{i}]", v) for i, v in enumerate(value)) if isinstance(value, list) else []
+    types_ = _field_types(nested)
+    for label, item in items:
+        if not isinstance(item, dict):
+            continue
+        if set(item) != set(types_):
+            raise TypeError(f"field {owner.__name__}.{label}: a {nested.__name__} has fields {sorted(types_)}, "
+                            f"got {sorted(item)}")
+        for key, v in item.items():
+            _check_field(owner, f"{label}.{key}", v, types_[key])
 
 
 class Record:
@@ -49,6 +129,8 @@ class Record:
         missing = required - set(row)
         if missing:
             raise ValueError(f"{cls.__name__}: missing field(s) {sorted(missing)}")
+        for name, value in row.items():
+            _check_field(cls, name, value, _field_types(cls)[name])
         return cls._decode(dict(row))
 
     @classmethod
@@ -211,3 +293,22 @@ class StepLabels(Record):
             out.append(None if v is None or prev is None else v - prev)
             prev = v
         return out
+
+
+def problems_by_id(problems: Iterable[Problem], rollouts: Iterable[Rollout] = (), where: str = "") -> dict[str, Problem]:
+    """``{problem_id: problem}`` (the last of equal ids wins), checking that every rollout names one of them.
+
+    A rollout of an unknown problem (a rollouts stage paired with another problems stage) raises ``ValueError``
+    naming the rollout, its problem id and ``where`` (e.g. the stage paths), before any work starts, instead of a
+    bare ``KeyError`` deep inside a labeller.
+    """
+    prefix = f"{where}: " if where else ""
+    by_id = {p.problem_id: p for p in problems}
+    unknown = [r for r in rollouts if r.problem_id not in by_id]
+    if unknown:
+        r = unknown[0]
+        known = ", ".join(repr(k) for k in list(by_id)[:3]) or "none"
+        raise ValueError(f"{prefix}{len(unknown)} rollout(s) name a problem that is not among the {len(by_id)} "
+                         f"problems, e.g. rollout {r.rollout_id!r} of problem {r.problem_id!r} (known ids: {known}, "
+                         "...): were the rollouts made from another problems stage?")
+    return by_id

@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from negrl.records import Problem, Rollout, Step, StepLabels
+from negrl.records import Problem, Rollout, Step, StepLabels, problems_by_id
 from negrl.steps.consensus import first_error_of
 from negrl.steps.segment import segment
 
@@ -140,7 +140,7 @@ class StepJudge:
         min_chars: int = 0, max_steps: int | None = None,
     ) -> list[StepLabels]:
         """``StepLabels(source="judge")`` per rollout; values are 1.0 / 0.0 / ``None`` like the labels."""
-        by_id = {p.problem_id: p for p in problems}
+        by_id = problems_by_id(problems, rollouts, "LLMJudge.label")
         segs = [segment(r.completion, rule, min_chars=min_chars, max_steps=max_steps) for r in rollouts]
         prompts = [
             build_judge_prompt(_problem_text(by_id[r.problem_id]), [s.text for s in steps])
@@ -243,7 +243,7 @@ class OracleJudge(StepJudge):
     ) -> list[StepLabels]:
         from negrl.tasks import check_steps
 
-        by_id = {p.problem_id: p for p in problems}
+        by_id = problems_by_id(problems, rollouts, "OracleJudge.label")
         out = []
         for r in rollouts:
             steps = segment(r.completion, rule, min_chars=min_chars, max_steps=max_steps)

@@ -33,7 +33,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
 from negrl.losses import prm_step_loss
-from negrl.records import Problem, Rollout, StepLabels
+from negrl.records import Problem, Rollout, StepLabels, problems_by_id
 from negrl.steps.consensus import first_error_of
 from negrl.steps.segment import segment
 from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
@@ -222,7 +222,7 @@ class PRMScorer:
     def label(self, problems: Sequence[Problem], rollouts: Sequence[Rollout], rule: str = "lines",
               min_chars: int = 0, max_steps: int | None = None) -> list[StepLabels]:
         """Score and threshold: label = ``P >= λ``; ``first_error`` = first step below λ (all earlier known)."""
-        by_id = {p.problem_id: p for p in problems}
+        by_id = problems_by_id(problems, rollouts, "PRMScorer.label")
         segs = [segment(r.completion, rule, min_chars=min_chars, max_steps=max_steps) for r in rollouts]
         probs = self.score([by_id[r.problem_id].prompt for r in rollouts], [[s.text for s in st] for st in segs])
         out = []

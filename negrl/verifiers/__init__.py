@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from negrl.records import Problem, Rollout, Verdict
+from negrl.records import Problem, Rollout, Verdict, problems_by_id
 from negrl.tasks import arithmetic, multipath, path_star
 from negrl.verifiers import choice
 from negrl.verifiers import code as code_verifier
@@ -47,7 +47,7 @@ def verify_rollouts(
     ``max_workers > 1`` verifies in a thread pool: every verifier is thread-safe (math-verify runs without signal
     timeouts outside the main thread; code runs in its own sandboxed subprocess, so threads overlap well).
     """
-    by_id = problems if isinstance(problems, dict) else {p.problem_id: p for p in problems}
+    by_id = problems_by_id(problems.values() if isinstance(problems, dict) else problems, rollouts, "verify_rollouts")
 
     def one(r: Rollout) -> Verdict:
         return verify(by_id[r.problem_id], r.completion, rollout_id=r.rollout_id)
