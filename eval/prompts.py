@@ -19,7 +19,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
-from negrl.benchmarks import load_benchmark
+from negrl.problems import load_problems
 from negrl.records import Problem
 
 
@@ -32,14 +32,14 @@ MBPP_SHOT_IDS = (2, 3, 4)
 
 def _math_shots(name: str, path: str | os.PathLike | None, k: int) -> tuple[str, list[str]]:
     if name == "gsm8k":
-        shots = load_benchmark("gsm8k", path=path, split="train", limit=k)
+        shots = load_problems("gsm8k", path=path, split="train", limit=k)
         return "".join(f"Question: {p.prompt}\nAnswer: {p.solution}\n\n" for p in shots), ["\n\nQuestion:"]
-    shots = load_benchmark("math", path=path, split="train", limit=k)
+    shots = load_problems("math", path=path, split="train", limit=k)
     return "".join(f"Problem: {p.prompt}\nSolution: {p.solution}\n\n" for p in shots), ["\n\nProblem:"]
 
 
 def _mbpp_shots(name: str, path: str | os.PathLike | None, k: int) -> str:
-    shots = [p for p in load_benchmark("mbpp", path=path, split="prompt") if p.meta["task_id"] in MBPP_SHOT_IDS][:k]
+    shots = [p for p in load_problems("mbpp", path=path, split="prompt") if p.meta["task_id"] in MBPP_SHOT_IDS][:k]
     return "".join(f"{p.prompt}[BEGIN]\n{p.solution.strip()}\n[DONE]\n" for p in shots)
 
 
@@ -55,7 +55,7 @@ def build_prompts(
     Args:
         few_shot: Number of worked examples before each question (base models; ignored with ``chat``).
         chat: Instruction-style prompts, to be wrapped in the tokenizer's chat template by generation.
-        path: Data root for the few-shot examples (same meaning as ``load_benchmark``'s ``path``).
+        path: Data root for the few-shot examples (same meaning as ``load_problems``'s ``path``).
     """
     if name in ("gsm8k", "math", "math500"):
         if chat:

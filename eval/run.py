@@ -36,7 +36,7 @@ import yaml  # noqa: E402
 
 from eval.metrics import count_unverified, markdown_table, problem_rows, summarize  # noqa: E402
 from eval.prompts import build_prompts  # noqa: E402
-from negrl.benchmarks import load_benchmark  # noqa: E402
+from negrl.problems import load_problems  # noqa: E402
 from negrl.generation import GenerationConfig, generate_rollouts  # noqa: E402
 from negrl.verifiers import verify_rollouts  # noqa: E402
 
@@ -80,7 +80,7 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, model: Any, tokenizer: Any) -
     from negrl.tasks import TASKS
 
     knobs = json.loads(cfg.task_kwargs) if name in TASKS else {}
-    problems = load_benchmark(name, path=cfg.data_path, split=cfg.split, limit=cfg.limit, **knobs)
+    problems = load_problems(name, path=cfg.data_path, split=cfg.split, limit=cfg.limit, **knobs)
     prompted, stops = build_prompts(name, problems, few_shot=cfg.few_shot, chat=cfg.chat, path=cfg.data_path)
     gen = GenerationConfig(
         num_samples=cfg.num_samples, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,

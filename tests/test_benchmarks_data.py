@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from negrl.benchmarks import load_benchmark
+from negrl.problems import load_problems
 from negrl.records import Problem
 from negrl.verifiers import code as code_verifier
 from negrl.verifiers import verify
@@ -35,7 +35,7 @@ def _bump(answer: str) -> str:
 
 
 def test_gsm8k_gold_solutions(shared_data) -> None:
-    problems = load_benchmark("gsm8k", path=shared_data, split="test")
+    problems = load_problems("gsm8k", path=shared_data, split="test")
     assert len(problems) == 1319 and all(p.domain == "math" for p in problems)
     assert all(verify(p, p.solution).correct is True for p in problems)
     assert "<<" not in problems[0].solution and problems[0].answer == "18"
@@ -44,7 +44,7 @@ def test_gsm8k_gold_solutions(shared_data) -> None:
 
 
 def test_math500_answers(shared_data) -> None:
-    problems = load_benchmark("math500", path=shared_data)
+    problems = load_problems("math500", path=shared_data)
     assert len(problems) == 500
     assert all(verify(p, f"The final answer is $\\boxed{{{p.answer}}}$.").correct is True for p in problems)
     numeric = [p for p in problems if re.fullmatch(r"-?\d+", p.answer)]
@@ -53,7 +53,7 @@ def test_math500_answers(shared_data) -> None:
 
 
 def test_math_full_gold_is_the_last_box(shared_data) -> None:
-    problems = load_benchmark("math", path=shared_data, split="test", limit=200)
+    problems = load_problems("math", path=shared_data, split="test", limit=200)
     assert all(p.answer for p in problems)
     assert all(verify(p, p.solution).correct is True for p in problems)
 
@@ -68,9 +68,9 @@ def _perturb_code(p: Problem) -> str:
 
 def _code_problems(shared_data, n: int | None) -> list[Problem]:
     return (
-        load_benchmark("humaneval", limit=n)
-        + load_benchmark("mbpp", path=shared_data, split="test", limit=n)
-        + load_benchmark("mbpp_sanitized", path=shared_data, split="test", limit=n // 2 if n else None)
+        load_problems("humaneval", limit=n)
+        + load_problems("mbpp", path=shared_data, split="test", limit=n)
+        + load_problems("mbpp_sanitized", path=shared_data, split="test", limit=n // 2 if n else None)
     )
 
 
@@ -84,9 +84,9 @@ def test_code_references_subset(shared_data) -> None:
 @pytest.mark.slow
 def test_code_references_all(shared_data) -> None:
     problems = (
-        load_benchmark("humaneval")
-        + load_benchmark("mbpp", path=shared_data, split="all")
-        + load_benchmark("mbpp_sanitized", path=shared_data, split="all")
+        load_problems("humaneval")
+        + load_problems("mbpp", path=shared_data, split="all")
+        + load_problems("mbpp_sanitized", path=shared_data, split="all")
     )
     assert len(problems) == 164 + 974 + 427
     good = _verify_all([(p, p.solution) for p in problems], limits=SLOW_OK)
@@ -102,9 +102,9 @@ def test_code_references_all(shared_data) -> None:
 
 
 def test_mbpp_splits_and_fields(shared_data) -> None:
-    sizes = {s: len(load_benchmark("mbpp", path=shared_data, split=s)) for s in ("prompt", "test", "validation", "train")}
+    sizes = {s: len(load_problems("mbpp", path=shared_data, split=s)) for s in ("prompt", "test", "validation", "train")}
     assert sizes == {"prompt": 10, "test": 500, "validation": 90, "train": 374}
-    p = load_benchmark("mbpp", path=shared_data, limit=1)[0]
+    p = load_problems("mbpp", path=shared_data, limit=1)[0]
     assert p.problem_id == "mbpp:11" and p.meta["entry_point"] == "remove_Occ" and len(p.meta["test_cases"]) == 3
     assert p.prompt.startswith("You are an expert Python programmer") and "assert remove_Occ" in p.prompt
 
@@ -113,16 +113,16 @@ def test_loader_errors_name_the_file_and_field(tmp_path) -> None:
     bad = tmp_path / "test.jsonl"
     bad.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q"}\n')
     with pytest.raises(ValueError, match=r"test.jsonl:2: missing field 'answer'"):
-        load_benchmark("gsm8k", path=bad)
+        load_problems("gsm8k", path=bad)
     with pytest.raises(FileNotFoundError):
-        load_benchmark("math500", path=tmp_path)
+        load_problems("math500", path=tmp_path)
     with pytest.raises(ValueError, match="unknown benchmark"):
-        load_benchmark("nope")
+        load_problems("nope")
 
 
 def test_synthetic_task_loader() -> None:
-    test = load_benchmark("arithmetic", split="test", limit=20, digits=1, max_value=99)
-    train = load_benchmark("arithmetic", split="train", limit=200, digits=1, max_value=99)
+    test = load_problems("arithmetic", split="test", limit=20, digits=1, max_value=99)
+    train = load_problems("arithmetic", split="train", limit=200, digits=1, max_value=99)
     assert len(test) == 20 and len(train) == 200
     assert not {p.problem_id for p in test} & {p.problem_id for p in train}
     assert all(verify(p, p.solution).correct for p in test)
@@ -138,6 +138,6 @@ def test_hub_dataset_is_used_only_when_named(monkeypatch) -> None:
         return [{"question": "1+1?", "answer": "1+1=2\n#### 2"}, {"question": "2+3?", "answer": "#### 5"}]
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    problems = load_benchmark("gsm8k", hub="openai/gsm8k", split="test")
+    problems = load_problems("gsm8k", hub="openai/gsm8k", split="test")
     assert calls == [("openai/gsm8k", "main", "test")]
     assert [p.answer for p in problems] == ["2", "5"] and problems[0].problem_id == "gsm8k:test:0"

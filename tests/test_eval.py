@@ -86,19 +86,19 @@ def test_eval_end_to_end_on_the_synthetic_task(trained_policy_dir, tmp_path, cap
 
 def test_benchmark_prompts(shared_data) -> None:
     from eval.prompts import build_prompts
-    from negrl.benchmarks import load_benchmark
+    from negrl.problems import load_problems
 
-    gsm = load_benchmark("gsm8k", path=shared_data, limit=2)
+    gsm = load_problems("gsm8k", path=shared_data, limit=2)
     prompted, stops = build_prompts("gsm8k", gsm, few_shot=2, path=shared_data)
     assert prompted[0].prompt.startswith("Question: ") and prompted[0].prompt.count("####") == 2
     assert prompted[0].prompt.endswith(f"Question: {gsm[0].prompt}\nAnswer:") and stops == ["\n\nQuestion:"]
     assert gsm[0].prompt not in prompted[0].prompt.split("\n\n")[0]  # shots come from train, not the test problem
-    chat, chat_stops = build_prompts("math500", load_benchmark("math500", path=shared_data, limit=1), chat=True)
+    chat, chat_stops = build_prompts("math500", load_problems("math500", path=shared_data, limit=1), chat=True)
     assert "\\boxed{}" in chat[0].prompt and chat_stops == []
-    mbpp = load_benchmark("mbpp", path=shared_data, limit=1)
+    mbpp = load_problems("mbpp", path=shared_data, limit=1)
     prompted, stops = build_prompts("mbpp", mbpp, few_shot=3, path=shared_data)
     assert prompted[0].prompt.count("[DONE]") == 3 and prompted[0].prompt.endswith("[BEGIN]\n") and stops == ["[DONE]"]
-    he = load_benchmark("humaneval", limit=1)
+    he = load_problems("humaneval", limit=1)
     prompted, stops = build_prompts("humaneval", he)
     assert prompted[0].prompt == he[0].prompt and "\ndef " in stops
     # A completion cut at the stop string verifies: the canonical body continues the prompt.

@@ -22,12 +22,12 @@ def _mc(pid: str, gold: str = "B") -> Problem:
 
 
 def test_arc_loader_real_files(shared_data):
-    from negrl.benchmarks import load_benchmark
+    from negrl.problems import load_problems
     from negrl.benchmarks.arc import fewshot_context, load_arc
 
     easy = load_arc("arc_easy", "test", root=shared_data)
     assert len(easy) == 2376
-    chal = load_benchmark("arc_challenge", split="train", path=shared_data)
+    chal = load_problems("arc_challenge", split="train", path=shared_data)
     assert len(chal) == 1119
     digit = [p for p in chal if p.answer and p.answer.isdigit()]
     assert digit, "ARC-Challenge train has digit answer keys"

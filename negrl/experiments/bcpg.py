@@ -51,7 +51,7 @@ class BCPGRunConfig:
 
     Problems come either from an embedded task (``task``; post-training problems are drawn disjoint from the base
     policy's ``problems/train`` and ``problems/test`` stages when they exist) or from a benchmark loader
-    (``benchmark``, ``negrl.benchmarks.load_benchmark``).
+    (``benchmark``, ``negrl.problems.load_problems``).
     """
 
     policy: str = field(default="runs/base/arithmetic", metadata={"help": "Policy directory / hub id / 'smollm2'."})
@@ -106,14 +106,14 @@ def _base_problem_ids(policy: str) -> tuple[set[str], list[Problem]]:
     return seen, test
 
 
-def load_problems(cfg: BCPGRunConfig, seed_offset: int = 0) -> tuple[list[Problem], list[Problem]]:
+def round_problems(cfg: BCPGRunConfig, seed_offset: int = 0) -> tuple[list[Problem], list[Problem]]:
     """``(post-training problems, held-out problems)`` for a round; never overlapping."""
     if cfg.benchmark:
-        from negrl.benchmarks import load_benchmark
+        from negrl.problems import load_problems
 
-        train = load_benchmark(cfg.benchmark, path=cfg.benchmark_path, split=cfg.benchmark_split,
+        train = load_problems(cfg.benchmark, path=cfg.benchmark_path, split=cfg.benchmark_split,
                                limit=cfg.n_problems)
-        held = load_benchmark(cfg.eval_benchmark, limit=cfg.eval_problems) if cfg.eval_benchmark else []
+        held = load_problems(cfg.eval_benchmark, limit=cfg.eval_problems) if cfg.eval_benchmark else []
         return train, held
     from negrl.tasks import get_task
 
@@ -186,7 +186,7 @@ class RoundData:
 def prepare_data(cfg: BCPGRunConfig, model: Any, tokenizer: Any, seed: int, out_dir: Path,
                  round_index: int = 0, max_length: int | None = 1024) -> RoundData:
     """Sample, verify and build BCPG samples (behaviour log-probs from ``model``), all cached under ``out_dir``."""
-    problems, held = load_problems(cfg, seed_offset=1000 * round_index)
+    problems, held = round_problems(cfg, seed_offset=1000 * round_index)
     rollouts, verdicts = sample_and_verify(problems, model, tokenizer, cfg, seed, out_dir)
     data_cfg = BCPGDataConfig(max_length=max_length, use_chat_template=cfg.use_chat_template,
                               logp_batch_size=cfg.logp_batch_size)

@@ -20,6 +20,7 @@ from negrl.io import read_stage, write_stage
 from negrl.records import Problem, Rollout, StepLabels, Verdict, problems_by_id
 from negrl.steps.sources import LABEL_SOURCES as SOURCES
 from negrl.steps.sources import LabelSettings, label_steps
+from negrl.steps.stepwise import save_stepwise, to_stepwise_dataset
 
 
 @dataclass
@@ -41,6 +42,7 @@ class LabelStepsConfig:
     rule: str = "lines"
     consensus_inputs: list[str] = field(default_factory=list)
     consensus_rule: str = "and"
+    stepwise: str | None = None  # also export the labels as TRL stepwise rows: a save_to_disk directory or *.jsonl
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -85,5 +87,9 @@ def run_label_steps(cfg: LabelStepsConfig) -> list[StepLabels]:
     labels = _label(cfg, problems, rollouts, out)
     if int(os.environ.get("RANK", "0")) == 0:  # under accelerate every process holds the gathered labels
         write_stage(out / "labels", labels, StepLabels, config={"source": cfg.source})
+        if cfg.stepwise:
+            if not problems:
+                raise ValueError("stepwise export needs problems (the prompts); consensus stages have none here")
+            save_stepwise(to_stepwise_dataset(problems, labels), cfg.stepwise)
         write_resolved_config(out / "config.json", cfg)
     return labels

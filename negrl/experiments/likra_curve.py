@@ -69,7 +69,7 @@ class LikraExperimentConfig:
         return build(cls, d, where)
 
 
-def load_problems(cfg: LikraExperimentConfig) -> tuple[list[Problem], list[Problem]]:
+def choice_problems(cfg: LikraExperimentConfig) -> tuple[list[Problem], list[Problem]]:
     """(train, test) multiple-choice problems of the configured benchmark."""
     if cfg.benchmark.startswith("arc_"):
         from negrl.benchmarks.arc import load_arc
@@ -102,7 +102,7 @@ def train(cfg: LikraExperimentConfig) -> dict[str, list[Path]]:
     """Train ``pos`` then ``neg`` on ``n_train`` questions; returns each head's checkpoint directories."""
     out = Path(cfg.output_dir)
     write_resolved_config(out / "config.json", {"experiment": cfg})
-    train_set, _ = load_problems(cfg)
+    train_set, _ = choice_problems(cfg)
     context = fewshot_prefix(cfg, train_set)
     train_set = train_set[: cfg.n_train] if cfg.n_train else train_set
     model, tok = _load_base(cfg)
@@ -128,7 +128,7 @@ def evaluate(cfg: LikraExperimentConfig, show_progress: bool = True) -> dict[str
     out = Path(cfg.output_dir)
     cache = out / "logps"
     cache.mkdir(parents=True, exist_ok=True)
-    train_set, test = load_problems(cfg)
+    train_set, test = choice_problems(cfg)
     context = fewshot_prefix(cfg, train_set)
     model, tok = _load_base(cfg)
     kwargs = {"context": context, "answer_prefix": cfg.answer_prefix, "batch_size": cfg.eval_batch_size,

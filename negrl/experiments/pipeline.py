@@ -128,23 +128,23 @@ MethodFn = Callable[[MethodContext], str]
 
 
 def benchmark_splits(cfg: PipelineConfig) -> tuple[list[Problem], list[Problem]]:
-    """A real benchmark (``negrl.benchmarks``): prompts = a seeded sample of its train split, test = its test split."""
+    """A real benchmark (``negrl.problems``): prompts = a seeded sample of its train split, test = its test split."""
     import random
 
-    from negrl.benchmarks import load_benchmark
+    from negrl.problems import load_problems
 
-    train = load_benchmark(cfg.task, split="train", **cfg.task_kwargs)
+    train = load_problems(cfg.task, split="train", **cfg.task_kwargs)
     if len(train) < cfg.n_prompts:
         raise ValueError(f"{cfg.task}: train split has {len(train)} problems, n_prompts={cfg.n_prompts}")
     prompts = random.Random(f"prompts/{cfg.seed}").sample(train, cfg.n_prompts)
-    return prompts, load_benchmark(cfg.task, split="test", limit=cfg.n_test, **cfg.task_kwargs)
+    return prompts, load_problems(cfg.task, split="test", limit=cfg.n_test, **cfg.task_kwargs)
 
 
 def split_problems(cfg: PipelineConfig) -> tuple[list[Problem], list[Problem]]:
     """(post-training prompts, test problems): test = the base's held-out split when present; prompts exclude all."""
-    from negrl.benchmarks import BENCHMARKS
+    from negrl.problems import is_benchmark
 
-    if cfg.task in BENCHMARKS:
+    if is_benchmark(cfg.task):
         return benchmark_splits(cfg)
     base = Path(cfg.base_policy)
     task = get_task(cfg.task, **cfg.task_kwargs)
