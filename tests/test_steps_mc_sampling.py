@@ -28,7 +28,7 @@ class Draws:
     def __init__(self, script: dict[str, list[str]], problem: Problem = PROBLEM):
         self.script, self.prompt = script, problem.prompt
         self.drawn: dict[str, int] = {}
-        self.n = 0
+        self.n = self.calls = 0
 
     def __call__(self, prompts, seed):
         out = []
@@ -38,6 +38,7 @@ class Draws:
             self.drawn[prefix] = j + 1
             out.append(self.script[prefix][j])
         self.n += len(prompts)
+        self.calls += 1
         return out
 
 
@@ -75,6 +76,12 @@ def _world(rng: random.Random, k: int, n_rollouts: int = 4, consistent: bool = F
             if consistent and any(t.startswith(prefix) for t in correct) and RIGHT not in draws:
                 draws[rng.randrange(k)] = RIGHT
             script[prefix] = draws
+    if consistent:  # a prefix that can be completed correctly makes every shorter prefix completable too
+        for prefix in sorted(script, key=len, reverse=True):
+            if RIGHT in script[prefix]:
+                for shorter in script:
+                    if prefix.startswith(shorter) and RIGHT not in script[shorter]:
+                        script[shorter][rng.randrange(k)] = RIGHT
     return rollouts, verdicts, script
 
 

@@ -106,6 +106,8 @@ class GenerationStats:
         prefill_tokens: Prompt positions run through the model (padding included; a shared prefill counts once).
         decode_tokens: Positions run by decoding steps (rows × steps, finished rows included, as computed).
         generated_tokens: Tokens kept in the outputs (up to EOS / the stop string).
+        forward_passes: Sequential model calls (prefills and decoding steps): what bounds the wall time of a model too
+            small to fill the machine.
     """
 
     calls: int = 0
@@ -113,6 +115,7 @@ class GenerationStats:
     prefill_tokens: int = 0
     decode_tokens: int = 0
     generated_tokens: int = 0
+    forward_passes: int = 0
 
     @property
     def forward_tokens(self) -> int:

@@ -115,6 +115,7 @@ def _generate_chunk(
         stats.prefill_tokens += len(rows) * (prompt_len - 1) + len(repeat) if shared else len(repeat) * prompt_len
         stats.decode_tokens += len(repeat) * max(0, steps - 1)
         stats.generated_tokens += sum(len(g.token_ids) for g in generated)
+        stats.forward_passes += steps + shared
     return generated
 
 

@@ -109,6 +109,8 @@ class MonteCarloConfig:
             with it (``best_of_k`` only; ``None`` = on exactly when the estimator is ``best_of_k``).
         search: ``"linear"`` (every prefix up to the pit) or ``"binary"`` (bisect for the first zero; approximate).
         share_prefill: Decode a prefix's samples from one prefill of it (HF backend).
+        backend: ``"hf"`` or ``"vllm"`` (``model`` is then a ``vllm.LLM`` or a model path; a prefix's samples are one
+            request with ``n`` samples, token-id prompts, automatic prefix caching).
         continue_from_ids: Continue rollouts that kept their token ids from those ids.
         segment_rule, min_chars, max_steps: Passed to ``negrl.steps.segment``.
         unit_size: Rollouts per work unit (whole problems are kept together so deduplication sees all their
@@ -134,6 +136,7 @@ class MonteCarloConfig:
     reuse_rollouts: bool | None = None
     search: str = "linear"
     share_prefill: bool = True
+    backend: str = "hf"
     continue_from_ids: bool = True
     segment_rule: str = "lines"
     min_chars: int = 0
@@ -270,48 +273,68 @@ class _UnitValues:
                 self.prompt_of.setdefault((it.problem.problem_id, prefix), prompt)
         self.correct = {pid: list(rollouts_correct.get(pid, [])) for pid in self.problem}
         self.values: dict[Key, float | None] = {}
+        self.draws: dict[Key, list[bool | None]] = {}
         self.found: dict[Key, str] = {}  # a verified-correct continuation of the prefix
 
-    def _certificate(self, key: Key) -> str | None:
+    def _certify(self, key: Key) -> bool:
+        """Value 1 from a verified-correct completion of the problem that starts with the prefix, if there is one."""
         pid, prefix = key
-        return next((t[len(prefix):] for t in self.correct[pid] if t.startswith(prefix) and len(t) > len(prefix)), None)
+        cont = next((t[len(prefix):] for t in self.correct[pid] if t.startswith(prefix) and len(t) > len(prefix)), None)
+        if cont is None:
+            return False
+        self.values[key], self.found[key] = 1.0, cont
+        self.stats.certified += 1
+        return True
+
+    def draw(self, asks: list[tuple[Key, int]], salt: int) -> None:
+        """``n`` more continuations of each ``(key, n)``, in one ``continue_fn`` call; verified and recorded."""
+        asks = [(k, n) for k, n in asks if n > 0]
+        if not asks:
+            return
+        prompts = [self.prompt_of[k] for k, n in asks for _ in range(n)]
+        conts = self.continue_fn(prompts, self.seed + 7919 * salt)
+        if len(conts) != len(prompts):
+            raise ValueError(f"continue_fn returned {len(conts)} continuations for {len(prompts)} prefixes")
+        self.stats.calls += 1
+        self.stats.continuations += len(conts)
+        i = 0
+        for k, n in asks:
+            for c in conts[i : i + n]:
+                ok = verify(self.problem[k[0]], k[1] + c).correct
+                self.draws.setdefault(k, []).append(ok)
+                if ok:
+                    self.found.setdefault(k, c)
+                    self.correct[k[0]].append(k[1] + c)  # certifies every prefix it starts with
+            i += n
+
+    def open_keys(self, keys: Sequence[Key]) -> list[Key]:
+        """The keys without a value, after certificates (a key is counted as a valued prefix when first seen)."""
+        todo = [k for k in dict.fromkeys(keys) if k not in self.values]
+        self.stats.prefixes += sum(k not in self.draws for k in todo)
+        if self.config.reuse_rollouts:
+            todo = [k for k in todo if not self._certify(k)]
+        return todo
 
     def evaluate(self, keys: Sequence[Key], salt: int) -> None:
         """Give every key a value (sampling only those without one and without a certificate)."""
         cfg = self.config
-        todo = [k for k in dict.fromkeys(keys) if k not in self.values]
-        self.stats.prefixes += len(todo)
-        if cfg.reuse_rollouts:
-            for k in list(todo):
-                cont = self._certificate(k)
-                if cont is not None:
-                    self.values[k], self.found[k] = 1.0, cont
-                    self.stats.certified += 1
-                    todo.remove(k)
-        draws: dict[Key, list[bool | None]] = {k: [] for k in todo}
-        rounds = [cfg.first_draw, cfg.k - cfg.first_draw] if cfg.stop_at_success else [cfg.k]
-        for r, n in enumerate(rounds):
-            ask = [k for k in todo if not (cfg.stop_at_success and any(draws[k]))]
-            if n == 0 or not ask:
-                continue
-            prompts = [self.prompt_of[k] for k in ask for _ in range(n)]
-            conts = self.continue_fn(prompts, self.seed + 7919 * salt + r)
-            if len(conts) != len(prompts):
-                raise ValueError(f"continue_fn returned {len(conts)} continuations for {len(prompts)} prefixes")
-            self.stats.calls += 1
-            self.stats.continuations += len(conts)
-            for j, k in enumerate(ask):
-                for c in conts[j * n : (j + 1) * n]:
-                    ok = verify(self.problem[k[0]], k[1] + c).correct
-                    draws[k].append(ok)
-                    if ok:
-                        self.found.setdefault(k, c)
-                        self.correct[k[0]].append(k[1] + c)  # certifies every prefix it starts with
+        todo = self.open_keys(keys)
+        targets = [cfg.first_draw, cfg.k] if cfg.stop_at_success else [cfg.k]
+        for r, target in enumerate(targets):
+            self.draw([(k, target - len(self.draws.get(k, []))) for k in todo
+                        if not (cfg.stop_at_success and any(self.draws.get(k, [])))], 2 * salt + r)  # fmt: skip
         for k in todo:
-            self.values[k] = estimate_value(draws[k], cfg)
+            self.values[k] = estimate_value(self.draws.get(k, []), cfg)
 
 
 def _visit_linear(items: list[_Item], vals: _UnitValues) -> None:
+    """Every prefix (no early stop), or each rollout's prefixes in order up to its first zero value.
+
+    With early stop: the bare prompts and first step prefixes, then, per rollout, the next prefix without a value
+    (prefixes valued already — certificates, a sibling's — are skipped), as long as the rollout has not met a zero.
+    One ``evaluate`` (one or two calls) per depth: continuations of one depth have similar lengths, so a call does not
+    keep decoding short ones while a long one finishes.
+    """
     cfg = vals.config
     keys = [[(it.problem.problem_id, p) for p in it.prefixes] for it in items]
     if not items:
@@ -319,14 +342,18 @@ def _visit_linear(items: list[_Item], vals: _UnitValues) -> None:
     if not cfg.early_stop:
         vals.evaluate([k for ks in keys for k in ks], salt=0)
         return
-    # Depth 1 (with the bare prompts) first; depth d+1 only for rollouts whose step-d value is not zero.
-    alive = [i for i in range(len(items)) if len(keys[i]) > 1]
-    vals.evaluate([ks[0] for ks in keys] + [keys[i][1] for i in alive], salt=0)
-    depth = 1
-    while alive:
-        alive = [i for i in alive if vals.values[keys[i][depth]] != 0 and depth + 1 < len(keys[i])]
-        depth += 1
-        vals.evaluate([keys[i][depth] for i in alive], salt=depth)
+    vals.evaluate([ks[0] for ks in keys] + [ks[1] for ks in keys if len(ks) > 1], salt=1)
+    nxt = [1] * len(items)  # the step prefix each rollout values next (index 0 is the bare prompt)
+    for salt in range(2, 10_000):
+        ask = []
+        for i, ks in enumerate(keys):
+            while nxt[i] < len(ks) and ks[nxt[i]] in vals.values and vals.values[ks[nxt[i]]] != 0:
+                nxt[i] += 1
+            if nxt[i] < len(ks) and ks[nxt[i]] not in vals.values:
+                ask.append(ks[nxt[i]])
+        if not ask:
+            return
+        vals.evaluate(ask, salt)
 
 
 def _visit_binary(items: list[_Item], vals: _UnitValues) -> None:
@@ -381,9 +408,9 @@ def _label_unit(items: list[_Item], vals: _UnitValues) -> list[StepLabels]:
     return out
 
 
-def hf_continue_fn(model: Any, tokenizer: Any, config: MonteCarloConfig, stats: GenerationStats | None = None
+def model_continue_fn(model: Any, tokenizer: Any, config: MonteCarloConfig, stats: GenerationStats | None = None
                    ) -> ContinueFn:
-    """The default ``continue_fn``: ``negrl.generation.generate_samples`` with the config's sampling settings.
+    """The default ``continue_fn``: ``negrl.generation.generate_samples`` (HF or vLLM) with the config's sampling.
 
     Adjacent copies of one prompt are sampled together (one prefill with ``share_prefill``); ``stats`` counts tokens.
     """
@@ -392,7 +419,8 @@ def hf_continue_fn(model: Any, tokenizer: Any, config: MonteCarloConfig, stats: 
     def continue_fn(prompts: list[Prompt], seed: int) -> list[str]:
         gen = GenerationConfig(
             temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
-            batch_size=config.batch_size, stop=list(config.stop), seed=seed, show_progress=False,
+            batch_size=config.batch_size, stop=list(config.stop), seed=seed, backend=config.backend,
+            show_progress=False,
         )
         unique: list[Prompt] = []
         counts: list[int] = []
@@ -510,7 +538,7 @@ def label_monte_carlo(
     if continue_fn is None:
         if model is None or tokenizer is None:
             raise ValueError("label_monte_carlo needs a model and tokenizer, or a continue_fn")
-        continue_fn = hf_continue_fn(model, tokenizer, config, stats.generation)
+        continue_fn = model_continue_fn(model, tokenizer, config, stats.generation)
     items, correct = _select(problems, rollouts, verdicts, config, tokenizer)
     plan = plan_units([it.rollout for it in items], config.unit_size)
     units = list(range(len(plan)))
