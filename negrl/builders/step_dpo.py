@@ -183,9 +183,8 @@ def _step_pairs_of_group(
         prefix = "" if c < 0 or cfg.format == "paper" else r.completion[: labels[r.rollout_id].steps[c].start]
         if cfg.format == "shared_prefix" and c >= 0:
             rejected = rejected[len(prefix):]
-        pool = (continuations or {}).get((g.problem.problem_id, prefix))
-        if pool is None:
-            pool = [t[len(prefix):] for t in correct if t.startswith(prefix) and len(t) > len(prefix)]
+        pool = [t[len(prefix):] for t in correct if t.startswith(prefix) and len(t) > len(prefix)]
+        pool += (continuations or {}).get((g.problem.problem_id, prefix), [])
         if not pool:
             stats.drop("no_chosen")
             continue
@@ -214,7 +213,8 @@ def step_dpo_pairs(
         step_labels: Labels of (at least) the wrong rollouts; ``first_error`` is the critical step.
         prompt_fn: The text the policy was prompted with (default ``problem.prompt``; pass the chat-formatted
             prompt for instruct models so training sees what generation saw).
-        continuations: Optional ``(problem_id, prefix_text) -> correct continuations`` for the shared-prefix format.
+        continuations: Optional ``(problem_id, prefix_text) -> correct continuations`` (e.g. the Monte-Carlo ones,
+            ``negrl.steps.monte_carlo.mc_continuations``), added to the correct self-samples that extend the prefix.
         stats: Filled with kept/dropped counts when given.
     """
     cfg = config or PairConfig()

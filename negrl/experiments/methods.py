@@ -27,6 +27,7 @@ from negrl.builders.bcpg import (
 )
 from negrl.experiments.bcpg import BCPGRunConfig, embedded_problems, label_settings
 from negrl.experiments.pipeline import MethodContext, MethodFn
+from negrl.steps.monte_carlo import mc_continuations
 from negrl.lora import lora_config as default_lora_config
 from negrl.processes import process_state
 from negrl.records import StepLabels
@@ -164,7 +165,9 @@ def _pairs(ctx: MethodContext, fmt: str | None) -> tuple[Dataset, BuildStats]:
     if fmt is None:
         return outcome_dpo_pairs(d.problems, d.rollouts, d.verdicts, PairConfig(**spec), prompt_fn, stats), stats
     cfg = PairConfig(**{**spec, "format": fmt})
-    return step_dpo_pairs(d.problems, d.rollouts, d.verdicts, d.step_labels, cfg, prompt_fn, stats=stats), stats
+    # shared-prefix pairs also take the correct Monte-Carlo continuations found from the prefix before the pit
+    conts = mc_continuations(d.step_labels, d.rollouts) if fmt == "shared_prefix" else None
+    return step_dpo_pairs(d.problems, d.rollouts, d.verdicts, d.step_labels, cfg, prompt_fn, conts, stats), stats
 
 
 @register_method("outcome_dpo")
