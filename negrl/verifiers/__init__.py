@@ -44,8 +44,8 @@ def verify_rollouts(
 ) -> list[Verdict]:
     """Verify each rollout against its problem (looked up by ``problem_id``), in input order.
 
-    ``max_workers > 1`` verifies in a thread pool: every verifier is thread-safe (math-verify runs without signal
-    timeouts outside the main thread; code runs in its own sandboxed subprocess, so threads overlap well).
+    ``max_workers > 1`` verifies in a thread pool: every verifier is thread-safe and bounded in time in any thread
+    (math-verify runs in worker processes killed at a deadline; code runs in its own sandbox), so threads overlap.
     """
     by_id = problems_by_id(problems.values() if isinstance(problems, dict) else problems, rollouts, "verify_rollouts")
 
