@@ -125,12 +125,12 @@ def test_kill_while_saving_resumes_from_the_previous_checkpoint(tmp_path, uninte
 
 def test_finished_run_is_loaded_not_trained_again(tmp_path, uninterrupted):
     # Trainer.train(resume_from_checkpoint=<last step>) would train one extra step; train_resuming loads instead.
-    out = tmp_path / "run"
-    run_driver("sft", out, tmp_path / "first.pt")
-    (out / "steps").unlink()
+    weights = uninterrupted("sft")
+    out = weights.parent / "sft"  # the uninterrupted run's output directory (its checkpoint-10 is the last step)
+    before = trained_steps(out)
     run_driver("sft", out, tmp_path / "again.pt")
-    assert trained_steps(out) == []
-    assert_same_weights(uninterrupted("sft"), tmp_path / "again.pt")
+    assert trained_steps(out) == before  # no step trained by the rerun
+    assert_same_weights(weights, tmp_path / "again.pt")
 
 
 def test_fresh_start_on_request_discards_old_checkpoints(tmp_path, uninterrupted):
@@ -142,14 +142,14 @@ def test_fresh_start_on_request_discards_old_checkpoints(tmp_path, uninterrupted
     assert_same_weights(uninterrupted("sft"), tmp_path / "fresh.pt")
 
 
-def test_checkpoint_of_other_settings_is_refused(tmp_path):
-    out = tmp_path / "run"
-    run_and_kill("sft", out, "--stop-after-save", 3)
+def test_checkpoint_of_other_settings_is_refused(tmp_path, uninterrupted):
+    out = uninterrupted("sft").parent / "sft"
+    before = trained_steps(out)
     proc = subprocess.run(_cmd("sft", out, tmp_path / "x.pt", "--learning-rate", "0.001"), env=ENV,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "other training settings (learning_rate: 0.01 -> 0.001)" in proc.stderr
-    assert not (tmp_path / "x.pt").exists() and trained_steps(out) == []
+    assert not (tmp_path / "x.pt").exists() and trained_steps(out) == before
 
 
 def test_resolve_resume_values(tmp_path):
