@@ -36,8 +36,8 @@ import yaml  # noqa: E402
 
 from eval.metrics import count_unverified, markdown_table, problem_rows, summarize  # noqa: E402
 from eval.prompts import build_prompts  # noqa: E402
-from negrl.problems import load_problems  # noqa: E402
 from negrl.generation import GenerationConfig, generate_rollouts  # noqa: E402
+from negrl.problems import load_problems  # noqa: E402
 from negrl.verifiers import verify_rollouts  # noqa: E402
 
 
@@ -110,8 +110,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     if cfg.backend == "vllm":  # GPU: vLLM generates, the HF tokenizer formats chat prompts
-        from negrl.modeling import load_tokenizer
         from negrl.generation.vllm import load_vllm
+        from negrl.modeling import load_tokenizer
 
         if cfg.adapter:
             raise ValueError("--adapter with --backend vllm is not supported: merge the adapter first")

@@ -14,25 +14,15 @@ Commands:
 Writes ``round-00/``, ``round-01/``, ... (each as ``recipes/train_bcpg_nsa.py`` writes) and ``rounds.json``.
 """
 
-from pathlib import Path
-
-import torch
-from trl import TrlParser
-
-from negrl.experiments.bcpg import BCPGRunConfig, run_rounds
-from negrl.trainers.bcpg_nsa import BCPGNSAConfig
+from negrl.experiments.cli import bcpg_parser, train_bcpg
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((BCPGRunConfig, BCPGNSAConfig))
+make_parser = bcpg_parser  # = negrl train bcpg_rounds
 
 
-def main(cfg: BCPGRunConfig, args: BCPGNSAConfig) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    for m in run_rounds(cfg, args, Path(args.output_dir), seed=args.seed):
-        print(f"round {m['round']}: {m['rows']} rows, {m['negatives']} negatives, held-out {m['held_out']}")
+def main(argv: list[str] | None = None) -> None:
+    train_bcpg(argv, rounds=True)
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    main()

@@ -14,40 +14,13 @@ Every stage is cached under ``<output_dir>/seed<k>/`` (rerunning reuses finished
 ``<output_dir>`` and prints the table. Logic: ``negrl.experiments.pipeline``.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-import json
-from pathlib import Path
-
-from negrl.experiments.compare import results_table, run_seeds
-from negrl.experiments.pipeline import load_pipeline_config
+from negrl.experiments.cli import cmd_compare
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML of negrl.experiments.pipeline.PipelineConfig fields")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=None, help="override the config's method list")
-    parser.add_argument("--output_dir", default=None)
-    parser.add_argument("--base_policy", default=None)
-    parser.add_argument("--n_prompts", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    return parser
-
-
-def main() -> None:
-    a = make_parser().parse_args()
-    cfg = load_pipeline_config(a.config, methods=a.methods, output_dir=a.output_dir, base_policy=a.base_policy,
-                               n_prompts=a.n_prompts, threads=a.threads)
-    runs = run_seeds(cfg, a.seeds)
-    table = results_table(runs)
-    out = Path(cfg.output_dir)
-    (out / "results.md").write_text(table + "\n", encoding="utf-8")
-    (out / "results.json").write_text(json.dumps({str(k): v for k, v in runs.items()}, indent=2), encoding="utf-8")
-    for seed, run in runs.items():
-        print(f"seed {seed} data: {json.dumps(run['data'])}")
-    print(table)
+def main(argv: list[str] | None = None) -> None:
+    cmd_compare(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -13,26 +13,14 @@ Every stage's output stays under the config's ``output_dir`` (default ``runs/dem
 finished stages (and resumes an interrupted one), so it only prints the table again.
 """
 
-import argparse
-import time
-from pathlib import Path
+import sys
 
-from negrl.experiments.demo import run_demo
+from negrl.experiments.cli import cmd_demo
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="recipes/configs/demo/arithmetic.yaml", help="demo YAML")
-    parser.add_argument("--fresh", action="store_true", help="delete the demo's output directory first")
-    return parser
-
-
-def main(args: argparse.Namespace) -> None:
-    start = time.perf_counter()
-    report = run_demo(Path(args.config), fresh=args.fresh)
-    print(report)
-    print(f"\ndemo wall time: {time.perf_counter() - start:.0f} s")
+def main(argv: list[str] | None = None) -> None:
+    cmd_demo(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    main()

@@ -20,24 +20,13 @@ Writes ``output_dir/labels`` (a StepLabels stage; an interrupted Monte-Carlo run
 the resolved ``config.json``. Logic: ``negrl.experiments.label_steps``.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-from collections import Counter
-
-from negrl.experiments.config import load_config
-from negrl.experiments.label_steps import LabelStepsConfig, run_label_steps
+from negrl.experiments.cli import cmd_label
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=None, help="YAML file of LabelStepsConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. source=oracle")
-    args = parser.parse_args(argv)
-    cfg = load_config(LabelStepsConfig, args.config, args.set)
-    labels = run_label_steps(cfg)
-    firsts = Counter(str(lab.first_error) for lab in labels)
-    print(f"{len(labels)} rollouts labelled by {cfg.source}; first-error histogram: {dict(sorted(firsts.items()))}")
+    cmd_label(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

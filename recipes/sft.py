@@ -16,30 +16,15 @@ Writes a model directory (``from_pretrained``-loadable), the problem splits, ``m
 ``--output_dir`` and prints held-out greedy and sampled accuracy.
 """
 
-from trl import TrlParser
-
-from negrl.experiments.base_policy import BasePolicyConfig, base_sft_args, train_base_policy
-from negrl.sft import NegrlSFTConfig
+from negrl.experiments.cli import base_parser, train_base
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((BasePolicyConfig, NegrlSFTConfig))
+make_parser = base_parser  # = negrl train base
 
 
-def main(cfg: BasePolicyConfig, sft_args: NegrlSFTConfig) -> None:
-    # Start from negrl's base-policy defaults; the YAML / CLI values in `sft_args` that differ from TRL's own
-    # defaults win, so the config file only has to hold overrides.
-    trl_defaults = NegrlSFTConfig(output_dir=sft_args.output_dir).to_dict()
-    overrides = {k: v for k, v in sft_args.to_dict().items() if trl_defaults.get(k) != v and k in trl_defaults}
-    overrides.pop("output_dir", None)
-    args = base_sft_args(sft_args.output_dir, **overrides)
-    metrics = train_base_policy(cfg, args)
-    print(
-        f"base policy {metrics['task']} ({metrics['parameters']:,} params, {metrics['train_seconds']:.0f} s): "
-        f"held-out greedy {100 * metrics['held_out_greedy']:.1f}%, sampled {100 * metrics['held_out_sampled']:.1f}% "
-        f"(n={metrics['held_out_n']}); train greedy {100 * metrics['train_greedy']:.1f}%"
-    )
+def main(argv: list[str] | None = None) -> None:
+    train_base(argv)
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    main()

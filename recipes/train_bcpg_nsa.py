@@ -22,26 +22,15 @@ Writes the cached stages (rollouts, verdicts, samples, labels-*), the merged pol
 (held-out accuracy, mining statistics) and the resolved ``config.yaml`` to ``--output_dir``.
 """
 
-from pathlib import Path
-
-import torch
-from trl import TrlParser
-
-from negrl.experiments.bcpg import BCPGRunConfig, run_round
-from negrl.trainers.bcpg_nsa import BCPGNSAConfig
+from negrl.experiments.cli import bcpg_parser, train_bcpg
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((BCPGRunConfig, BCPGNSAConfig))
+make_parser = bcpg_parser  # = negrl train bcpg_nsa
 
 
-def main(cfg: BCPGRunConfig, args: BCPGNSAConfig) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    metrics = run_round(cfg, args, cfg.policy, Path(args.output_dir), seed=args.seed)
-    print(f"BCPG-NSA (β={cfg.beta}, annotator={cfg.annotator}): {metrics['rows']} rows, "
-          f"{metrics['negatives']} negatives; mining {metrics['mining']}; held-out {metrics['held_out']}")
+def main(argv: list[str] | None = None) -> None:
+    train_bcpg(argv)
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    main()

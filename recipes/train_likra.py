@@ -7,21 +7,13 @@
 Writes ``{output_dir}/config.json`` and ``{output_dir}/checkpoints/n{N}/{pos,neg}`` at power-of-two N.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-
-from negrl.experiments.likra_curve import load_experiment_config, train
+from negrl.experiments.cli import train_likra
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="YAML file of LikraExperimentConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. heads.r=16")
-    args = parser.parse_args(argv)
-    cfg = load_experiment_config(args.config, args.set)
-    for head, paths in train(cfg).items():
-        print(f"{head}: {len(paths)} checkpoints, last {paths[-1] if paths else None}")
+    train_likra(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

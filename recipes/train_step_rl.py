@@ -19,34 +19,13 @@ Outputs under ``<output_dir>/seed<seed>/``: data stages, ``models/<method>/`` (L
 ``config.yaml``. Logic: ``negrl.experiments.pipeline``.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-import json
-
-from negrl.experiments.compare import run_pipeline
-from negrl.experiments.pipeline import load_pipeline_config
+from negrl.experiments.cli import train_methods
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="YAML of negrl.experiments.pipeline.PipelineConfig fields")
-    parser.add_argument("--method", action="append", default=None, help="method(s) to train (repeatable)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--output_dir", default=None)
-    parser.add_argument("--base_policy", default=None)
-    parser.add_argument("--n_prompts", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    return parser
-
-
-def main() -> None:
-    a = make_parser().parse_args()
-    cfg = load_pipeline_config(a.config, methods=a.method, seed=a.seed, output_dir=a.output_dir,
-                               base_policy=a.base_policy, n_prompts=a.n_prompts, threads=a.threads)
-    out = run_pipeline(cfg)
-    if out["results"]:
-        print(json.dumps(out, indent=2))
+def main(argv: list[str] | None = None) -> None:
+    train_methods(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

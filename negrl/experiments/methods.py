@@ -27,10 +27,10 @@ from negrl.builders.bcpg import (
 )
 from negrl.experiments.bcpg import BCPGRunConfig, embedded_problems, label_settings
 from negrl.experiments.pipeline import MethodContext, MethodFn
-from negrl.steps.monte_carlo import mc_continuations
 from negrl.lora import lora_config as default_lora_config
 from negrl.processes import process_state
 from negrl.records import StepLabels
+from negrl.steps.monte_carlo import mc_continuations
 from negrl.steps.sources import label_steps
 from negrl.trainers.resume import train_resuming
 
