@@ -166,3 +166,20 @@ def test_mc_label_steps_with_a_missing_policy_writes_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such directory"):
         run_label_steps(cfg)
     assert not (tmp_path / "labels").exists()
+
+
+def test_missing_prm_directory_says_no_such_directory(tmp_path):
+    from negrl.steps.prm import PRMScorer
+
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        PRMScorer.from_pretrained(tmp_path / "runs" / "no-such-prm")
+
+
+def test_benchmark_file_with_a_wrong_typed_field_names_file_line_and_type(tmp_path):
+    from negrl.benchmarks.math_benchmarks import load_gsm8k
+
+    good = {"question": "1+1?", "answer": "1+1=2\n#### 2"}
+    path = tmp_path / "test.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "question": 12}) + "\n")
+    with pytest.raises(ValueError, match=r"test.jsonl:3: field 'question': expected str, got int 12"):
+        load_gsm8k(path)

@@ -75,12 +75,17 @@ def hub_records(hub: str, config: str | None, split: str) -> Iterator[tuple[str,
         yield f"{hub}[{split}][{i}]", dict(row)
 
 
-def field(row: dict[str, Any], name: str, where: str) -> Any:
-    """``row[name]`` or a ``ValueError`` naming the file, line and field."""
+def field(row: dict[str, Any], name: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:
+    """``row[name]``, or a ``ValueError`` naming the file, line and field when it is missing or (with ``kind``) of
+    another type: a number where text belongs would otherwise fail deep inside a verifier or the tokenizer."""
     try:
-        return row[name]
+        value = row[name]
     except KeyError:
         raise ValueError(f"{where}: missing field {name!r} (has {sorted(row)})") from None
+    if kind is not None and not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ValueError(f"{where}: field {name!r}: expected {names}, got {type(value).__name__} {value!r:.60}")
+    return value
 
 
 def _registry() -> dict[str, Loader]:

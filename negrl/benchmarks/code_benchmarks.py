@@ -51,10 +51,10 @@ def load_humaneval(
     for where, row in rows:
         if limit is not None and len(out) >= limit:
             break
-        prompt, entry = field(row, "prompt", where), field(row, "entry_point", where)
+        prompt, entry = field(row, "prompt", where, str), field(row, "entry_point", where, str)
         out.append(Problem(
-            problem_id=field(row, "task_id", where), domain="code", prompt=prompt,
-            tests=f"{field(row, 'test', where)}\n\ncheck({entry})\n", solution=row.get("canonical_solution"),
+            problem_id=field(row, "task_id", where, str), domain="code", prompt=prompt,
+            tests=f"{field(row, 'test', where, str)}\n\ncheck({entry})\n", solution=row.get("canonical_solution"),
             source="humaneval:test", meta={"entry_point": entry, "code_prefix": prompt},
         ))  # fmt: skip
     return out
@@ -96,11 +96,12 @@ def _load_mbpp(
             continue
         if limit is not None and len(out) >= limit:
             break
-        text, tests = field(row, text_field, where), list(field(row, "test_list", where))
+        text, tests = field(row, text_field, where, str), list(field(row, "test_list", where, list))
         setup = "\n".join(list(row.get("test_imports") or []) + [row.get("test_setup_code") or ""]).strip()
         out.append(Problem(
             problem_id=f"{name}:{task_id}", domain="code", prompt=mbpp_prompt(text, tests),
-            tests="\n".join([setup, *tests]).strip() + "\n", solution=field(row, "code", where), source=f"{name}:{split}",
+            tests="\n".join([setup, *tests]).strip() + "\n", solution=field(row, "code", where, str),
+            source=f"{name}:{split}",
             meta={"task_id": task_id, "text": text, "test_cases": tests, "test_setup": setup,
                   "entry_point": _entry_point(tests)},
         ))  # fmt: skip

@@ -51,7 +51,7 @@ def load_gsm8k(
         raise ValueError(f"gsm8k splits are 'train' and 'test', got {split!r}")
 
     def convert(i: int, where: str, row: dict[str, Any]) -> Problem:
-        question, answer = field(row, "question", where), field(row, "answer", where)
+        question, answer = field(row, "question", where, str), field(row, "answer", where, str)
         return Problem(
             problem_id=f"gsm8k:{split}:{i}", domain="math", prompt=question, answer=gsm8k_gold(answer, where),
             solution=_CALC_RE.sub("", answer), source=f"gsm8k:{split}", meta={"question": question},
@@ -61,7 +61,7 @@ def load_gsm8k(
 
 
 def _math_problem(name: str, split: str, where: str, row: dict[str, Any], answer: str | None) -> Problem:
-    question = field(row, "problem", where)
+    question = field(row, "problem", where, str)
     uid = row.get("unique_id") or where
     meta = {"question": question, "level": row.get("level"), "subject": row.get("subject") or row.get("type")}
     return Problem(
@@ -79,7 +79,7 @@ def load_math(
         raise ValueError(f"math splits are 'train' and 'test', got {split!r}")
 
     def convert(i: int, where: str, row: dict[str, Any]) -> Problem:
-        gold = last_boxed(field(row, "solution", where))
+        gold = last_boxed(field(row, "solution", where, str))
         return _math_problem("math", split, where, row, gold.strip() if gold else None)
 
     return _take(_rows(path, f"math/{split}.jsonl", hub, hub_config, split), convert, limit)

@@ -250,6 +250,8 @@ class PRMScorer:
         from negrl.modeling import load_policy
 
         meta_path = Path(path) / PRM_FILE
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"PRM {str(path)!r}: no such directory (expected a PRMScorer.save_pretrained one)")
         if not meta_path.exists():
             raise FileNotFoundError(f"{meta_path} is missing: not a PRM saved by PRMScorer.save_pretrained")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
