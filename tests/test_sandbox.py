@@ -27,7 +27,7 @@ from negrl.verifiers.code import run_tests, verify
 from negrl.verifiers.sandbox import SandboxLimits, run_python, sandbox_isolation
 
 
-QUICK = SandboxLimits(wall_s=3.0, cpu_s=3, memory_mb=512, max_processes=16)
+QUICK = SandboxLimits(wall_s=2.0, cpu_s=2, memory_mb=512, max_processes=16)
 GOOD = "def add(a, b):\n    return a + b\n"
 CASES = ["assert add(1, 2) == 3", "assert add(2, 2) == 4"]
 ESCAPE = f"/tmp/negrl_escape_{os.getpid()}"  # host paths the file-system attacks try to create
@@ -41,8 +41,9 @@ needs_os = pytest.mark.skipif(
 )
 
 
-def _problem(cases: list[str] | None = None) -> Problem:
-    return Problem(problem_id="sb", domain="code", prompt="", meta={"test_cases": cases or CASES, "entry_point": "add"})
+def _problem(cases: list[str] | tuple[str, ...] | None = None) -> Problem:
+    meta = {"test_cases": list(cases or CASES), "entry_point": "add"}
+    return Problem(problem_id="sb", domain="code", prompt="", meta=meta)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Attack:
     name: str
     code: str
     os_level: bool = False  # also run with the audit hook off: the OS layers alone must hold
+    cases: tuple[str, ...] = ()  # the problem's test cases, when not the default `add` ones
 
 
 ATTACKS = [
@@ -134,6 +136,29 @@ ATTACKS = [
         sys.modules["json"] = fake
         sys.modules["os"] = fake
         def add(a, b): return None
+    """),
+    Attack("a fake `math` the tests rely on (MBPP's math.isclose)", """
+        class FakeMath:
+            @staticmethod
+            def isclose(*args, **kwargs): return True
+        math = FakeMath()
+        def add(a, b): return None
+    """, cases=("assert math.isclose(add(1, 2), 3, rel_tol=1e-9)",)),
+    Attack("worker stops reading (os.read replaced) while the test sends 4 MB", """
+        import os, time
+        os.read = lambda *a: time.sleep(3600)
+        def add(a, b): return None
+    """, cases=("assert add(1, 2) == 3", "assert add(list(range(500_000)), []) == list(range(500_000))")),
+    Attack("self-inflicted load: busy threads to look CPU-starved", """
+        import threading
+        def spin():
+            while True:
+                pass
+        for _ in range(8):
+            threading.Thread(target=spin, daemon=True).start()
+        def add(a, b):
+            while True:
+                pass
     """),
     Attack("os._exit(0) before the tests", "import os\nos._exit(0)\n"),
     Attack("sys.exit(0) before the tests", "import sys\nsys.exit(0)\n"),
@@ -277,7 +302,7 @@ def _sandbox_processes() -> list[str]:
 def run_attack(attack: Attack, appended: bool, guard: bool = True) -> tuple[bool | None, str, list[str]]:
     """``(verdict, detail, host effects)`` of one attack."""
     code = (GOOD if appended else "") + textwrap.dedent(attack.code)
-    report, result = run_tests(_problem(), code, limits=QUICK, python_guard=guard)
+    report, result = run_tests(_problem(attack.cases), code, limits=QUICK, python_guard=guard)
     verdict = None if report is None else report.get("verdict")
     detail = "" if report is None else str(report.get("error"))
     effects = [f"wrote {p}" for p in _escapes()]
@@ -305,7 +330,7 @@ def canary_process():
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_alone_never_passes(attack: Attack, canary_process) -> None:
     verdict, detail, effects = run_attack(attack, appended=False)
-    assert verdict is not True, detail
+    assert verdict is False, detail  # not even "could not verify": each of these is the program's own doing
     assert effects == []
 
 

@@ -115,6 +115,9 @@ def test_extraction_priority_and_helpers() -> None:
     assert extract_answer("nothing") is None
     assert extract_answer("\\boxed{} so The answer is 800.") == "800"
     assert extract_answer("\\boxed{3} then \\boxed{ }") == "3"  # the last non-empty box
+    t0 = time.monotonic()
+    assert extract_answer("\\boxed{" * 50_000) is None  # unclosed boxes: one pass, not one scan per box
+    assert time.monotonic() - t0 < 2
     assert normalize("\\$1,234.") == "1234"
     assert normalize("\\text{ Evelyn }") == "evelyn"
 

@@ -339,15 +339,16 @@ def _run_main(src: str) -> None:
 class Channel:
     """The judge's end of the pipe pair, with the time accounting of the module docstring."""
 
-    def __init__(self, rfd: int, wfd: int, worker_pid: int, worker_uid: int | None, wall_s: float,
+    def __init__(self, rfd: int, wfd: int, worker_pid: int, worker_uid: int | None, wall_s: float, cpu_s: float,
                  max_wall_s: float) -> None:  # fmt: skip
         self.rfd, self.wfd, self.worker_pid, self.worker_uid = rfd, wfd, worker_pid, worker_uid
-        self.wall_s, self.max_wall_s = wall_s, max_wall_s
+        self.wall_s, self.cpu_s, self.max_wall_s = wall_s, cpu_s, max_wall_s
+        os.set_blocking(wfd, False)
         self.start, self.own = time.monotonic(), 0.0
 
     def _worker_stats(self) -> tuple[float, float]:
-        """(CPU seconds, seconds spent waiting for a CPU) summed over the worker uid's live processes (without a
-        uid of its own, shared with other processes: the worker's main process only)."""
+        """(seconds the worker's main process spent runnable but waiting for a CPU, CPU seconds of all the worker
+        uid's live processes and their reaped children; without a uid of its own: the main process only)."""
         cpu = delay = 0.0
         tick = os.sysconf("SC_CLK_TCK")
         pids = [str(self.worker_pid)] if self.worker_uid is None else os.listdir("/proc")
@@ -357,34 +358,44 @@ class Channel:
             try:
                 if self.worker_uid is not None and os.stat(f"/proc/{name}").st_uid != self.worker_uid:
                     continue
-                with open(f"/proc/{name}/schedstat") as f:
-                    delay += int(f.read().split()[1]) / 1e9
+                if name == str(self.worker_pid):
+                    with open(f"/proc/{name}/schedstat") as f:
+                        delay = int(f.read().split()[1]) / 1e9
                 with open(f"/proc/{name}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                cpu += sum(int(x) for x in fields[11:15]) / tick
+                cpu += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
             except (OSError, IndexError, ValueError):
                 continue
-        return cpu, delay
+        return delay, cpu
 
-    def wait(self) -> None:
-        """Block until the worker's reply is readable, or raise ``Timeout``."""
+    def wait(self, fd: int | None = None, write: bool = False) -> None:
+        """Block until ``fd`` (default: the reply pipe) is readable (``write``: writable), or raise ``Timeout``.
+
+        Time counts against the program only while the judge waits for it, less the time its main process was
+        runnable but had no CPU (machine load). Its CPU time (all its processes) is bounded by ``cpu_s``: load it
+        causes itself (busy threads or children) is its own.
+        """
+        fd = self.rfd if fd is None else fd
+        sets = ([], [fd], []) if write else ([fd], [], [])
         t0 = time.monotonic()
-        if select.select([self.rfd], [], [], 0.05)[0]:
+        if any(select.select(*sets, 0.05)):
             self.own += time.monotonic() - t0
             if self.own >= self.wall_s:  # e.g. an endless stream of quick replies (an infinite generator)
                 raise Timeout(False, f"time limit: {self.wall_s:g} s of the program's own time")
             return
-        _, d0 = self._worker_stats()
+        d0, _ = self._worker_stats()
         t1 = time.monotonic()
         base = self.own + (t1 - t0)
         while True:
-            ready = select.select([self.rfd], [], [], 0.1)[0]
+            ready = any(select.select(*sets, 0.1))
             now = time.monotonic()
-            cpu, delay = self._worker_stats()
+            delay, cpu = self._worker_stats()
             own = base + (now - t1) - max(0.0, delay - d0)
             if ready:
                 self.own = own
                 return
+            if cpu >= self.cpu_s:
+                raise Timeout(False, f"CPU limit: {cpu:.1f} s of CPU (limit {self.cpu_s:g} s)")
             if own >= self.wall_s:
                 raise Timeout(False, f"time limit: {self.wall_s:g} s of the program's own time ({cpu:.1f} s CPU)")
             if now - self.start >= self.max_wall_s:
@@ -394,11 +405,21 @@ class Channel:
     def receive(self):
         return recv(self.rfd, self.wait)
 
+    def send(self, msg) -> None:
+        """Non-blocking: a worker that stops reading cannot block the judge past its deadlines."""
+        data = json.dumps(msg).encode()
+        view = memoryview(len(data).to_bytes(8, "big") + data)
+        while view:
+            self.wait(self.wfd, write=True)
+            try:
+                view = view[os.write(self.wfd, view) :]
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                raise WorkerGone() from None
+
     def op(self, name: str, ref: int, *args):
-        try:
-            send(self.wfd, [name, ref, *[encode(a, _handle_ref, lenient=False) for a in args]])
-        except (BrokenPipeError, ConnectionResetError):
-            raise WorkerGone() from None
+        self.send([name, ref, *[encode(a, _handle_ref, lenient=False) for a in args]])
         reply = self.receive()
         if type(reply) is not list or not reply or type(reply[0]) is not str:
             raise ProtocolError("malformed reply")
@@ -464,11 +485,18 @@ class Remote:
 
 def bind_names(ns: dict, names: dict, entry: str | None, ch: Channel) -> None:
     """Put the solution's names into the test namespace: never over a builtin or a name the problem's own code
-    defined, except the entry point (HumanEval's prompt defines it as a stub)."""
+    defined, except the entry point (HumanEval's prompt defines it as a stub). Modules (and any name that is a
+    standard module's) are the judge's own imports: tests rely on the solution's ``import math``."""
     import importlib
 
     for name, v in names.items():
         if type(name) is not str or (name != entry and (name in ns or hasattr(builtins, name))):
+            continue
+        if name in sys.stdlib_module_names and name != entry:  # `math.isclose` in a test is the real one, whatever
+            try:  # the program bound to `math`
+                ns[name] = importlib.import_module(name)
+            except Exception:
+                pass
             continue
         if type(v) is list and len(v) == 2 and v[0] == "m" and type(v[1]) is str:
             try:
@@ -482,7 +510,7 @@ def bind_names(ns: dict, names: dict, entry: str | None, ch: Channel) -> None:
 def judge_main(payload: dict, rfd: int, wfd: int, report_fd: int, worker_pid: int, worker_uid: int | None) -> int:
     """Run the tests against the worker; write ``{"passed", "total", "error", "verdict"}`` to ``report_fd``."""
     cases = list(payload["cases"])
-    ch = Channel(rfd, wfd, worker_pid, worker_uid, payload["wall_s"], payload["max_wall_s"])
+    ch = Channel(rfd, wfd, worker_pid, worker_uid, payload["wall_s"], payload["cpu_s"], payload["max_wall_s"])
     passed, error, verdict = 0, None, "tests"
     try:
         hello = ch.receive()

@@ -57,22 +57,23 @@ _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 def _boxes(text: str) -> list[str]:
-    """Contents of every complete ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces), in order."""
+    """Contents of every complete ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces), in order; one pass over the
+    text (an unbalanced box, cut off by the token limit, is skipped)."""
+    closing: dict[int, int] = {}  # index of "{" -> index of its "}"
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            closing[stack.pop()] = i
     out = []
-    for m in re.finditer(r"\\(?:boxed|fbox)", text):
-        rest = text[m.end() :]
-        if not rest.lstrip().startswith("{"):
-            bare = re.match(r"\s+(\S+)", rest)  # "\boxed 5"
-            if bare:
-                out.append(bare.group(1))
-            continue
-        i = m.end() + rest.index("{")
-        depth = 0
-        for j in range(i, len(text)):
-            depth += (text[j] == "{") - (text[j] == "}")
-            if depth == 0:
-                out.append(text[i + 1 : j])
-                break  # an unbalanced box (cut off by the token limit) is skipped
+    for m in re.finditer(r"\\(?:boxed|fbox)(?:\s*(\{)|\s+([^\s{}$]+))?", text):
+        if m.group(1):
+            j = closing.get(m.end() - 1)
+            if j is not None:
+                out.append(text[m.end() : j])
+        elif m.group(2):  # "\boxed 5"
+            out.append(m.group(2))
     return out
 
 

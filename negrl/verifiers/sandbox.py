@@ -45,6 +45,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -61,7 +62,8 @@ class SandboxLimits:
     Attributes:
         wall_s: Seconds of the program's own time (waiting for it, minus the time it waited for a CPU) before a
             test run is a timeout; for a plain ``run_python``, wall-clock seconds before it is killed.
-        cpu_s: CPU seconds of each of the program's processes (``RLIMIT_CPU``: SIGXCPU, then SIGKILL).
+        cpu_s: CPU seconds of each of the program's processes (``RLIMIT_CPU``: SIGXCPU, then SIGKILL); in a test
+            run also of all of them together (the judge's budget).
         memory_mb: Address-space cap in MiB (``RLIMIT_AS``) of each process.
         max_processes: Process cap (``RLIMIT_NPROC``) of the program's uid.
         max_file_mb: Largest file the program may write (``RLIMIT_FSIZE``; also bounds its stdout / stderr).
@@ -248,9 +250,14 @@ def sandbox_isolation() -> str:
     probe = "import os\nassert not os.path.exists('/etc') and os.getcwd() == '/tmp'\n"
     try:
         result = _launch({"program": probe}, None, SandboxLimits(), "unshare-root", hard_wall_s=30.0)
-    except OSError:
-        return "none"
-    return "unshare-root" if result.returncode == 0 else "none"
+        why = (result.report or {}).get("sandbox_error") or result.stderr.strip()[-300:] or f"exit {result.returncode}"
+    except OSError as e:
+        result, why = None, str(e)
+    if result is not None and result.returncode == 0:
+        return "unshare-root"
+    warnings.warn(f"code sandbox: OS isolation unavailable ({why}); only rlimits, the separate judge and Python "
+                  "hooks guard untrusted code", RuntimeWarning, stacklevel=2)  # fmt: skip
+    return "none"
 
 
 def run_python(
@@ -283,6 +290,6 @@ def run_judged(
     limits = limits or SandboxLimits()
     max_wall = limits.wall_s * limits.load_factor
     judge = {"prefix": prefix, "entry": entry, "setup": setup, "cases": cases, "wall_s": limits.wall_s,
-             "max_wall_s": max_wall}  # fmt: skip
+             "cpu_s": limits.cpu_s, "max_wall_s": max_wall}  # fmt: skip
     return _launch({"solution": solution, "guard": python_guard}, judge, limits, isolation or sandbox_isolation(),
                    hard_wall_s=max_wall + 15.0)  # fmt: skip
