@@ -164,10 +164,13 @@ def main() -> None:
     parser.add_argument("--stall-in-save", type=int)
     parser.add_argument("--resume", help="resume_from_checkpoint value (default: unset, i.e. the last checkpoint)")
     parser.add_argument("--learning-rate", type=float, help="another learning rate than the default 1e-2")
+    parser.add_argument("--grad-accum", type=int, help="gradient accumulation steps (default 1)")
     ns = parser.parse_args()
     ns.output_dir.mkdir(parents=True, exist_ok=True)
     install_kill_points(ns.output_dir, ns.stop_after_save, ns.stall_in_save)
     count_steps(ns.output_dir)
+    if ns.grad_accum is not None:
+        COMMON.update(gradient_accumulation_steps=ns.grad_accum, per_device_train_batch_size=2)  # same 4 rows/step
     if ns.learning_rate is not None:
         COMMON["learning_rate"] = ns.learning_rate
     if ns.resume is not None:

@@ -37,9 +37,9 @@ def run_driver(family: str, out: Path, weights: Path, *flags: str) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def run_and_kill(family: str, out: Path, flag: str, n: int) -> None:
+def run_and_kill(family: str, out: Path, flag: str, n: int, *extra: str) -> None:
     """Start a run, wait until it parks at its ``n``-th checkpoint save (``flag``), SIGKILL it."""
-    proc = subprocess.Popen(_cmd(family, out, out / "never.pt", flag, str(n)), env=ENV,
+    proc = subprocess.Popen(_cmd(family, out, out / "never.pt", flag, str(n), *extra), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     try:
@@ -103,6 +103,17 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(family, tmp_path, unint
     # One checkpoint per step (save_steps = a tenth of 10 steps), killed after the 6th: steps 7..10 remain.
     out = kill_and_resume(family, tmp_path, uninterrupted)
     assert trained_steps(out) == list(range(7, MAX_STEPS + 1))
+
+
+@pytest.mark.slow
+def test_resume_with_gradient_accumulation(tmp_path):
+    full, out = tmp_path / "full", tmp_path / "run"
+    run_driver("sft", full, tmp_path / "full.pt", "--grad-accum", "2")
+    run_and_kill("sft", out, "--stop-after-save", 5, "--grad-accum", "2")
+    run_driver("sft", out, tmp_path / "resumed.pt", "--grad-accum", "2")
+    # two micro-batches per optimizer step: steps 6..10 are 10 training_step calls
+    assert trained_steps(out) == [s for s in range(6, MAX_STEPS + 1) for _ in range(2)]
+    assert_same_weights(tmp_path / "full.pt", tmp_path / "resumed.pt")
 
 
 @pytest.mark.slow
