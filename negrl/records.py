@@ -1,6 +1,6 @@
 """Typed records passed between pipeline stages.
 
-One record per stage boundary (see DESIGN.md, "The pipeline and its records"):
+One record per stage boundary:
 
     Problem ─ generate ─▶ Rollout ─ verify ─▶ Verdict ─ segment + label ─▶ StepLabels
 

@@ -1,7 +1,7 @@
 """Supervised fine-tuning on prompt/completion rows with TRL's ``SFTTrainer``.
 
 Used for the embedded base policy (gold demonstrations), RFT (the policy's own verified-correct samples) and the
-Likra heads. ``sft_config`` applies the settings TRL needs on CPU (``reference/feasibility.md`` §6): TRL
+Likra heads. ``sft_config`` applies the settings TRL needs on CPU: TRL
 turns on bf16 and gradient checkpointing by default, which fail or slow down on CPU.
 """
 

@@ -174,3 +174,15 @@ def test_a_planted_harness_import_and_leaf_import_are_found(tmp_path):
     assert import_cycles(edges) == []  # the package face's lazy import of its own child is no cycle
     assert harness_imports(edges) == {"negrl.steps": ["negrl.experiments", "negrl.experiments.run"]}
     assert leaf_violations(edges, external) == {"negrl.losses": ["negrl.records"], "negrl.records": ["numpy"]}
+
+
+def test_nothing_cites_design_notes_outside_the_repository():
+    """Docstrings, configs and docs send readers only to files the repository has."""
+    import re
+
+    cite = re.compile(r"DESIGN\.md|reference/\w+\.md|shared/reference")
+    files = [p for d in ("negrl", "recipes", "eval", "perf", "docs") for p in (ROOT / d).rglob("*")
+             if p.suffix in (".py", ".md", ".yaml")] + [ROOT / "README.md"]
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in files
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if cite.search(line)]
+    assert hits == []

@@ -22,8 +22,8 @@ def _mc(pid: str, gold: str = "B") -> Problem:
 
 
 def test_arc_loader_real_files(shared_data):
-    from negrl.problems import load_problems
     from negrl.benchmarks.arc import fewshot_context, load_arc
+    from negrl.problems import load_problems
 
     easy = load_arc("arc_easy", "test", root=shared_data)
     assert len(easy) == 2376

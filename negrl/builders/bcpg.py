@@ -1,4 +1,4 @@
-"""BCPG-NSA offline data (arXiv 2505.14403 §4; ``reference/papers.md`` §2.3): groups, baselines, behaviour log-probs,
+"""BCPG-NSA offline data (arXiv 2505.14403 §4): groups, baselines, behaviour log-probs,
 and correct steps mined inside negatives.
 
 Stages, each a plain function over records:

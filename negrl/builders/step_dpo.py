@@ -14,12 +14,12 @@ Output: ``datasets.Dataset`` rows in TRL's column vocabulary, plus a few bookkee
 ``chosen_eos`` / ``rejected_eos`` say whether the text *ends the solution*, i.e. whether the trainer appends EOS
 (``negrl.trainers.step_dpo.StepDPOTrainer`` reads them; TRL's own ``DPOTrainer`` would append EOS to both).
 
-Pair formats (``reference/papers.md`` §1.3, §1.7, §1.8.3):
+Pair formats (Setlur et al. 2024, arXiv 2406.14532: per-step DPO and Theorem 6.1):
 
 - ``"paper"`` (Setlur et al.; default): prompt = the problem, chosen = a verified-correct self-sample of the same
   problem (with EOS), rejected = the negative truncated right after its critical step ``first_error``, **no EOS**.
   (The paper's positives are teacher solutions; post-training here sees only prompts + the verifier, so the chosen
-  side is the policy's own correct sample, DESIGN.md "Experimental protocol".)
+  side is the policy's own correct sample.)
 - ``"shared_prefix"`` (Theorem 6.1 / Self-Explore ``form_gpair``): prompt = problem + the negative's steps before the
   pit, chosen = a correct continuation from that prefix, rejected = the pit step alone (no EOS unless the pit is the
   last step of a completed sample). Continuations come from ``continuations[(problem_id, prefix)]`` when given (e.g.

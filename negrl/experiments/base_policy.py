@@ -1,6 +1,6 @@
 """The embedded base policy: a tiny Llama trained from scratch on a *fixed, limited* set of gold demonstrations.
 
-Experimental protocol (DESIGN.md): the base is trained to convergence with learning-rate decay on a limited set of
+Experimental protocol: the base is trained to convergence with learning-rate decay on a limited set of
 gold solutions, so it is mediocre because of data and capacity — not because training was cut short (otherwise
 "train a bit longer" beats every post-training method). Post-training stages then see only prompts and the verifier.
 
@@ -33,7 +33,7 @@ class BasePolicyConfig:
     """What to train the base policy on, and the tiny model's size.
 
     Defaults (n3d2 arithmetic, 3,000 gold problems, hidden 64 × 2 layers) land a mediocre policy in a few minutes on
-    2 CPU cores (``reference/negatives_regime.md``: 4,000 gold × 40 epochs gave ~70 % greedy / ~59 % sampled).
+    2 CPU cores (measured: 4,000 gold × 40 epochs gave ~70 % greedy / ~59 % sampled).
     """
 
     task: str = field(default="arithmetic", metadata={"help": "Embedded task name (negrl.tasks.TASKS)."})

@@ -1,6 +1,6 @@
 """Combine step labels from several sources, and measure how much sources agree.
 
-BCPG-NSA (``reference/papers.md`` §2.3.4) keeps a step of a wrong answer as "correct" only if both its judges say so
+BCPG-NSA (arXiv 2505.14403) keeps a step of a wrong answer as "correct" only if both its judges say so
 (``rule="and"``). ``combine`` also offers ``"or"`` and majority ``"vote"``. ``None`` means *unknown* and is never
 read as a verdict:
 

@@ -1,6 +1,6 @@
 """Step judges: an LLM judge (local model or OpenAI-compatible endpoint) and the exact oracle of embedded tasks.
 
-The LLM judge (BCPG-NSA, ``reference/papers.md`` §2.3.3) sees the problem and the numbered steps, with the paper's
+The LLM judge (BCPG-NSA, arXiv 2505.14403) sees the problem and the numbered steps, with the paper's
 two context rules in the prompt:
 
 - *error propagation*: a step that builds on an earlier wrong result is wrong too;

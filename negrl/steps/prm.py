@@ -1,6 +1,6 @@
 """A process reward model (PRM) on any causal LM: trainer (transformers ``Trainer``, optional LoRA) and scorer.
 
-TRL removed its ``PRMTrainer`` (``reference/anchors.md``); this is the small replacement negrl needs.
+TRL 1.x no longer ships a ``PRMTrainer``; this is the small replacement negrl needs.
 
 Design (kept simple, works for every causal LM without a new head): the PRM reads the input
 ``prompt ⊕ step_1 ⊕ … ⊕ step_L`` unchanged (no separator tokens are inserted) and, at the **last token of each

@@ -9,7 +9,7 @@
 Knobs: number of steps (fixed or a range), operand size in digits for ``+``/``-``, the largest allowed
 intermediate value, and the operators. Subtraction never goes negative and ``*`` takes a single-digit factor chosen
 so the result stays ``<= max_value`` (measured on 2 cores: errors then come from carries and products, so a tiny
-model stays *mediocre* for a long while instead of saturating — ``reference/feasibility.md`` §2).
+model stays *mediocre* for a long while instead of saturating).
 
 Every step can be checked exactly, which gives ground-truth step correctness: ``check_steps`` says which line is the
 first wrong one. Later issues validate Monte-Carlo, PRM and judge labels against it.

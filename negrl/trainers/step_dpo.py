@@ -1,7 +1,7 @@
 """Per-step DPO (Setlur et al. 2024) as a thin subclass of TRL's ``DPOTrainer``.
 
 TRL 1.16's ``DPOTrainer._prepare_dataset`` appends EOS to *both* ``chosen`` and ``rejected`` and re-tokenises
-(``reference/feasibility.md`` §6.5). For per-step DPO the rejected text is a negative truncated right after its
+(checked on TRL 1.16). For per-step DPO the rejected text is a negative truncated right after its
 critical step: with an EOS the loss would teach "do not stop after the pit" instead of "do not take the pit step".
 ``StepDPOTrainer`` therefore tokenises the rows itself (``tokenize_pair``): EOS is appended only where the row's
 ``chosen_eos`` / ``rejected_eos`` column says the text ends the solution (defaults when the columns are absent:
@@ -41,7 +41,7 @@ class StepDPOConfig(DeviceDefaults, CheckpointDefaults, DPOConfig):
 
     Attributes:
         rpo_alpha: Weight of an NLL term on the chosen completion (RPO; 0 = plain DPO). A stabiliser that
-            ``reference/negatives_regime.md`` found helpful on the tiny model; not part of Setlur et al.
+            helped the tiny embedded-task policy in our runs; not part of Setlur et al.
         beta: DPO temperature; 0.1 follows Self-Explore (Setlur et al. do not state theirs in what we read).
         learning_rate: 5e-5 (LoRA; not from the paper). Tiny from-scratch models want 1e-5 .. 1e-4.
     """

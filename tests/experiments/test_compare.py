@@ -18,7 +18,7 @@ from negrl.experiments.methods import METHODS, lora_config
 from negrl.experiments.pipeline import PipelineConfig, load_pipeline_config
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "recipes" / "configs" / "step_rl").glob("*.yaml"))
 ACCELERATE = sorted((REPO / "recipes" / "accelerate_configs").glob("*.yaml"))
 
