@@ -186,3 +186,12 @@ def test_nothing_cites_design_notes_outside_the_repository():
     hits = [f"{p.relative_to(ROOT)}:{i}" for p in files
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if cite.search(line)]
     assert hits == []
+
+
+def test_builders_do_not_reach_into_trainers():
+    """Records → TRL rows comes before training: builders share token code with trainers through
+    ``negrl.completion_tokens``, never by importing a trainer module."""
+    edges, _ = import_graph(ROOT)
+    sideways = {m: sorted(t for t in ts if t.startswith("negrl.trainers"))
+                for m, ts in edges.items() if m.startswith("negrl.builders")}
+    assert {m: ts for m, ts in sideways.items() if ts} == {}

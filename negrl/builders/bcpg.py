@@ -7,7 +7,7 @@ Stages, each a plain function over records:
    that could not be verified (``Verdict.correct is None``) are dropped (never negatives); then every group that is
    all correct or all wrong is dropped (its advantages would all be 0). ``r ∈ {0, 1}``, and the baseline ``r̄`` is the
    mean over the problem's *whole* group (not the mini-batch), so ``advantage = r − r̄`` is fixed per sample. The
-   behaviour log-probability ``log π_ref(y|x)`` of each sample is computed once here (``negrl.trainers.weighted.
+   behaviour log-probability ``log π_ref(y|x)`` of each sample is computed once here (``negrl.completion_tokens.
    sequence_logps``) on exactly the token ids the trainer will see, so training needs no reference model.
    Resumable: with ``out_dir`` the samples are written as a ``StageWriter`` stage in chunks.
 2. ``mine_correct_steps`` — negatives are segmented into steps (``negrl.steps.segment``; the labels carry their own
@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from negrl.completion_tokens import sequence_logps, tokenize_weighted
 from negrl.generation import format_prompt
 from negrl.io import StageWriter
 from negrl.records import Problem, Record, Rollout, StepLabels, Verdict
-from negrl.trainers.weighted import sequence_logps, tokenize_weighted
 
 
 @dataclass
