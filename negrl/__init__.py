@@ -44,8 +44,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["LLMJudge", "OracleJudge"], "negrl.steps.judge"),
     "combine_labels": "negrl.steps.consensus",
     **dict.fromkeys(["to_stepwise_dataset", "from_stepwise"], "negrl.steps.stepwise"),
-    **dict.fromkeys(["PairConfig", "step_dpo_pairs", "outcome_dpo_pairs", "rft_rows", "AWRRowConfig", "awr_rows"],
-                    "negrl.builders.step_dpo"),
+    **dict.fromkeys(["PairConfig", "step_dpo_pairs", "outcome_dpo_pairs"], "negrl.builders.preference"),
+    **dict.fromkeys(["rft_rows", "AWRRowConfig", "awr_rows"], "negrl.builders.prompt_completion"),
     **dict.fromkeys(["BCPGDataConfig", "build_bcpg_samples", "mine_correct_steps", "bcpg_dataset"],
                     "negrl.builders.bcpg"),
     **dict.fromkeys(["StepDPOConfig", "StepDPOTrainer"], "negrl.trainers.step_dpo"),
@@ -77,14 +77,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from negrl.builders.bcpg import BCPGDataConfig, bcpg_dataset, build_bcpg_samples, mine_correct_steps
-    from negrl.builders.step_dpo import (
-        AWRRowConfig,
-        PairConfig,
-        awr_rows,
-        outcome_dpo_pairs,
-        rft_rows,
-        step_dpo_pairs,
-    )
+    from negrl.builders.preference import PairConfig, outcome_dpo_pairs, step_dpo_pairs
+    from negrl.builders.prompt_completion import AWRRowConfig, awr_rows, rft_rows
     from negrl.evaluation import evaluate_policy
     from negrl.generation import GenerationConfig, generate_rollouts
     from negrl.io import read_stage, write_stage

@@ -1,15 +1,14 @@
-"""Dataset builders of the per-step negative advantage method (Setlur et al. 2024) and its baselines.
+"""Preference rows (TRL ``prompt`` / ``chosen`` / ``rejected``): per-step DPO (Setlur et al. 2024) and outcome DPO.
 
 Input: the pipeline's records joined on ids — ``Problem``, ``Rollout``, ``Verdict`` and (Monte-Carlo) ``StepLabels``.
-Output: ``datasets.Dataset`` rows in TRL's column vocabulary, plus a few bookkeeping columns:
+Output: ``datasets.Dataset`` rows in TRL's column vocabulary, plus a few bookkeeping columns (the prompt-completion
+rows of RFT and AWR are ``negrl.builders.prompt_completion``):
 
 | builder | TRL columns | extra columns |
 | --- | --- | --- |
 | ``step_dpo_pairs`` (format ``"paper"``) | ``prompt``, ``chosen``, ``rejected`` | ``chosen_eos``, ``rejected_eos``, ``problem_id``, ``rejected_id``, ``critical_step`` |
 | ``step_dpo_pairs`` (format ``"shared_prefix"``) | same | same |
 | ``outcome_dpo_pairs`` | same | same (``critical_step = -1``) |
-| ``rft_rows`` | ``prompt``, ``completion`` | ``problem_id`` |
-| ``awr_rows`` | ``prompt``, ``completion`` | ``spans`` (``[start, end, advantage]`` in completion chars), ``add_eos``, ``problem_id``, ``correct`` |
 
 ``chosen_eos`` / ``rejected_eos`` say whether the text *ends the solution*, i.e. whether the trainer appends EOS
 (``negrl.trainers.step_dpo.StepDPOTrainer`` reads them; TRL's own ``DPOTrainer`` would append EOS to both).
@@ -33,17 +32,16 @@ negative) yields no pair; ``BuildStats`` counts every reason a negative was drop
 from __future__ import annotations
 
 import random
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset
 
+from negrl.builders.groups import BuildStats, PromptFn, RolloutGroup, group_rollouts, unique_texts
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 
 
-PromptFn = Callable[[Problem], str]
 PAIR_COLUMNS = ["prompt", "chosen", "rejected", "chosen_eos", "rejected_eos", "problem_id", "rejected_id",
                 "critical_step"]
 
@@ -79,59 +77,12 @@ class PairConfig:
             raise ValueError(f"PairConfig.negatives_per_problem must be >= 1 or None, got {self.negatives_per_problem}")
 
 
-@dataclass
-class BuildStats:
-    """Counts of what a builder kept and why it dropped the rest (logged by the pipeline)."""
-
-    kept: int = 0
-    dropped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "dropped": dict(self.dropped)}
-
-
-@dataclass
-class _Group:
-    """One problem with its verified rollouts."""
-
-    problem: Problem
-    correct: list[Rollout]
-    wrong: list[Rollout]
-
-
-def group_rollouts(
-    problems: Sequence[Problem], rollouts: Sequence[Rollout], verdicts: Sequence[Verdict]
-) -> list[_Group]:
-    """Join records on ids; rollouts the verifier could not judge (``correct is None``) are in neither list."""
-    by_verdict = {v.rollout_id: v for v in verdicts}
-    by_problem: dict[str, list[Rollout]] = defaultdict(list)
-    for r in rollouts:
-        by_problem[r.problem_id].append(r)
-    groups = []
-    for p in problems:
-        rs = sorted(by_problem.get(p.problem_id, []), key=lambda r: r.sample_index)
-        missing = [r.rollout_id for r in rs if r.rollout_id not in by_verdict]
-        if missing:
-            raise ValueError(f"rollout {missing[0]!r} has no verdict ({len(missing)} missing)")
-        correct = [r for r in rs if by_verdict[r.rollout_id].correct is True]
-        wrong = [r for r in rs if by_verdict[r.rollout_id].correct is False]
-        groups.append(_Group(problem=p, correct=correct, wrong=wrong))
-    return groups
-
-
 def _pick(candidates: list[str], how: str, rng: random.Random) -> str:
     if how == "shortest":
         return min(candidates, key=len)
     if how == "first":
         return candidates[0]
     return rng.choice(candidates)
-
-
-def _unique(texts: list[str]) -> list[str]:
-    return list(dict.fromkeys(texts))
 
 
 def _truncate_at_pit(rollout: Rollout, labels: StepLabels | None, cfg: PairConfig) -> tuple[str, bool, int] | None:
@@ -168,11 +119,11 @@ def _pairs_dataset(rows: list[dict[str, Any]]) -> Dataset:
 
 
 def _step_pairs_of_group(
-    g: _Group, labels: dict[str, StepLabels], cfg: PairConfig, prompt: str,
+    g: RolloutGroup, labels: dict[str, StepLabels], cfg: PairConfig, prompt: str,
     continuations: dict[tuple[str, str], list[str]] | None, stats: BuildStats,
 ) -> list[dict[str, Any]]:
     rng = random.Random(f"{cfg.seed}/{g.problem.problem_id}")
-    correct = _unique([r.completion for r in g.correct])
+    correct = unique_texts([r.completion for r in g.correct])
     rows = []
     for r in g.wrong:
         cut = _truncate_at_pit(r, labels.get(r.rollout_id), cfg)
@@ -188,7 +139,7 @@ def _step_pairs_of_group(
         if not pool:
             stats.drop("no_chosen")
             continue
-        pool = [t for t in _unique(pool) if not t.startswith(rejected)]
+        pool = [t for t in unique_texts(pool) if not t.startswith(rejected)]
         if not pool:
             stats.drop("chosen_extends_rejected")  # the "pit" starts a correct solution: a Monte-Carlo false negative
             continue
@@ -247,7 +198,7 @@ def outcome_dpo_pairs(
     for g in group_rollouts(problems, rollouts, verdicts):
         rng = random.Random(f"{cfg.seed}/{g.problem.problem_id}")
         prompt = prompt_fn(g.problem) if prompt_fn else g.problem.prompt
-        correct = _unique([r.completion for r in g.correct])
+        correct = unique_texts([r.completion for r in g.correct])
         group_rows = []
         for r in g.wrong:
             if not correct:
@@ -259,103 +210,3 @@ def outcome_dpo_pairs(
         rows.extend(_select(group_rows, cfg, rng))
     stats.kept = len(rows)
     return _pairs_dataset(rows)
-
-
-def rft_rows(
-    problems: Sequence[Problem],
-    rollouts: Sequence[Rollout],
-    verdicts: Sequence[Verdict],
-    dedup: bool = True,
-    max_per_problem: int | None = None,
-    prompt_fn: PromptFn | None = None,
-) -> Dataset:
-    """Rejection fine-tuning rows: the policy's own verified-correct samples as ``prompt`` / ``completion``.
-
-    ``SFTTrainer`` appends EOS to each completion. ``dedup`` keeps each (prompt, completion) once; ``max_per_problem``
-    caps the rows per problem (first by sample index).
-    """
-    prompts, completions, ids = [], [], []
-    for g in group_rollouts(problems, rollouts, verdicts):
-        texts = [r.completion for r in g.correct]
-        texts = _unique(texts) if dedup else texts
-        texts = texts[:max_per_problem] if max_per_problem is not None else texts
-        prompt = prompt_fn(g.problem) if prompt_fn else g.problem.prompt
-        prompts += [prompt] * len(texts)
-        completions += texts
-        ids += [g.problem.problem_id] * len(texts)
-    return Dataset.from_dict({"prompt": prompts, "completion": completions, "problem_id": ids})
-
-
-@dataclass
-class AWRRowConfig:
-    """Knobs of ``awr_rows``.
-
-    Attributes:
-        truncate_negatives: Cut a wrong rollout right after its critical step (no EOS), as the per-step DPO pairs do;
-            the tokens after the pit carry no advantage estimate (the Monte-Carlo stage stops at the first pit).
-        drop_without_pit: Drop wrong rollouts whose labels have no critical step (else use them whole).
-        include_positives: Add the verified-correct rollouts (with EOS); their unlabelled steps get advantage 0.
-        dedup: Keep one row per unique (prompt, completion).
-    """
-
-    truncate_negatives: bool = True
-    drop_without_pit: bool = True
-    include_positives: bool = True
-    dedup: bool = True
-
-
-def _spans(labels: StepLabels | None, upto: int | None = None) -> list[list[float]]:
-    """``[start, end, advantage]`` of each step (steps ``<= upto``); unknown advantages (``None``) become 0."""
-    if labels is None:
-        return []
-    advantages = labels.advantages
-    n = len(labels.steps) if upto is None else upto + 1
-    return [[float(s.start), float(s.end), float(a or 0.0)] for s, a in zip(labels.steps[:n], advantages[:n])]
-
-
-def awr_rows(
-    problems: Sequence[Problem],
-    rollouts: Sequence[Rollout],
-    verdicts: Sequence[Verdict],
-    step_labels: Sequence[StepLabels],
-    config: AWRRowConfig | None = None,
-    prompt_fn: PromptFn | None = None,
-    stats: BuildStats | None = None,
-) -> Dataset:
-    """Rows of advantage-weighted RL: positive and negative rollouts with per-step advantages as character spans.
-
-    Each row is ``prompt``, ``completion``, ``spans`` (``[start, end, A_i]`` in completion characters, with
-    ``A_i = V_i - V_{i-1}`` from ``StepLabels.advantages``; characters outside every span have advantage 0),
-    ``add_eos`` (whether the completion ends the solution), ``problem_id`` and ``correct``.
-    ``negrl.trainers.weighted.tokenize_weighted`` maps the spans to per-token advantages.
-    """
-    cfg = config or AWRRowConfig()
-    stats = stats if stats is not None else BuildStats()
-    labels = {sl.rollout_id: sl for sl in step_labels}
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    serial = 0
-    for g in group_rollouts(problems, rollouts, verdicts):
-        prompt = prompt_fn(g.problem) if prompt_fn else g.problem.prompt
-        items = [(r, True) for r in g.correct] if cfg.include_positives else []
-        items += [(r, False) for r in g.wrong]
-        for r, ok in items:
-            sl = labels.get(r.rollout_id)
-            if ok:
-                text, eos, spans = r.completion, r.finish_reason == "stop", _spans(sl)
-            elif sl is None or sl.first_error is None:
-                if cfg.drop_without_pit:
-                    stats.drop("no_pit")
-                    continue
-                text, eos, spans = r.completion, r.finish_reason == "stop", _spans(sl)
-            elif cfg.truncate_negatives:
-                c = sl.first_error
-                text, eos, spans = r.completion[: sl.steps[c].end], False, _spans(sl, upto=c)
-            else:
-                text, eos, spans = r.completion, r.finish_reason == "stop", _spans(sl)
-            key = (prompt, text) if cfg.dedup else (prompt, str(serial))
-            serial += 1
-            rows.setdefault(key, {"prompt": prompt, "completion": text, "spans": spans, "add_eos": eos,
-                                  "problem_id": g.problem.problem_id, "correct": ok})
-    stats.kept = len(rows)
-    columns = ["prompt", "completion", "spans", "add_eos", "problem_id", "correct"]
-    return Dataset.from_dict({k: [r[k] for r in rows.values()] for k in columns})
