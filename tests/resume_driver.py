@@ -18,6 +18,7 @@ wait; they change no weights, RNG state or data order.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def install_kill_points(out: Path, stop_after: int | None, stall_in: int | None)
     original_rng = transformers.Trainer._save_rng_state
 
     def wait_forever() -> None:
-        (out / "stopped").write_text(str(saves["n"]))
+        rank = os.environ.get("RANK", "0")  # under torchrun each process parks and says so
+        (out / ("stopped" if rank == "0" else f"stopped-{rank}")).write_text(str(saves["n"]))
         while True:
             time.sleep(60)
 
@@ -178,7 +180,8 @@ def main() -> None:
     from negrl.tokenizer import build_char_tokenizer
 
     model = run(ns.family, ns.output_dir, build_char_tokenizer())
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, ns.weights)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every process holds the same weights
+        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, ns.weights)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,39 @@ def test_resume_with_gradient_accumulation(tmp_path):
 
 
 @pytest.mark.slow
+def test_two_processes_resume(tmp_path, uninterrupted):
+    """Data-parallel (torchrun, 2 CPU processes on gloo): the whole process group is killed, both ranks resume."""
+    import shutil
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun not installed next to the interpreter")
+
+    def cmd(out: Path, weights: Path, *flags: str) -> list[str]:
+        return [torchrun, "--standalone", "--nproc_per_node", "2", *_cmd("sft", out, weights, *flags)[1:]]
+
+    full, out = tmp_path / "full", tmp_path / "run"
+    done = subprocess.run(cmd(full, tmp_path / "full.pt"), env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    proc = subprocess.Popen(cmd(out, out / "never.pt", "--stop-after-save", "6"), env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    markers = (out / "stopped", out / "stopped-1")  # both ranks parked after their 6th save
+    while not all(m.exists() for m in markers) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert all(m.exists() for m in markers)
+    for m in markers:
+        m.unlink()
+    (out / "steps").unlink()
+    again = subprocess.run(cmd(out, tmp_path / "resumed.pt"), env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(trained_steps(out)) == sorted(list(range(7, MAX_STEPS + 1)) * 2)  # each rank trains 7..10
+    assert_same_weights(tmp_path / "full.pt", tmp_path / "resumed.pt")
+
+
+@pytest.mark.slow
 def test_likra_second_head_resumes_and_restores_the_first(tmp_path, uninterrupted):
     # pos trains 10 steps (10 checkpoints), neg is killed after its 4th: the rerun loads the finished pos head
     # without training it and resumes neg at step 5 (its checkpoint also holds the trained pos adapter).
