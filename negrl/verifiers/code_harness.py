@@ -499,6 +499,8 @@ def bind_names(ns: dict, names: dict, entry: str | None, ch: Channel) -> None:
                 pass
             continue
         if type(v) is list and len(v) == 2 and v[0] == "m" and type(v[1]) is str:
+            if v[1].partition(".")[0] not in sys.stdlib_module_names:
+                continue
             try:
                 ns[name] = importlib.import_module(v[1])  # the judge's own copy of the module
             except Exception:

@@ -13,8 +13,10 @@ e.g. in a container; ``sandbox_isolation()`` reports the mode in use). Each run 
 - *network* (no interface but a down loopback), *IPC* and *UTS*;
 - *credentials*: the program runs under a throwaway uid (a fresh number per run), no groups, no capabilities,
   ``no_new_privs``; the test judge under another one, so the program cannot signal, trace or read it;
-- *rlimits*: CPU seconds, address space, processes (per fresh uid), file size, open files, no core dumps;
+- *rlimits*: CPU seconds, address space, processes (per fresh uid), file size, open files (64), no core dumps;
   output goes to files the file-size limit bounds; the parent kills the process group at a hard deadline.
+  Memory is bounded per process (address space, plus at most 64 files of ``max_file_mb`` such as ``memfd``), not
+  across processes: no cgroup is created (the host's cgroups belong to whoever runs this).
 
 No seccomp filter or Landlock ruleset is installed (with an empty root there is little left for them to deny; a
 kernel exploit remains out of scope — for hostile code at scale use a VM around the whole verifier).

@@ -26,7 +26,6 @@ import ctypes
 import errno
 import json
 import os
-import platform
 import resource
 import sys
 
@@ -35,7 +34,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 38, 4
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -110,7 +109,7 @@ def drop_privileges(uid: int | None, limits: dict) -> None:
         resource.RLIMIT_CPU: limits["cpu_s"],
         resource.RLIMIT_FSIZE: limits["max_file_mb"] * 1024 * 1024,
         resource.RLIMIT_CORE: 0,
-        resource.RLIMIT_NOFILE: 256,
+        resource.RLIMIT_NOFILE: 64,  # with RLIMIT_FSIZE, bounds memory held in memfd / tmpfs files
     }
     if limits.get("max_processes"):
         lim[resource.RLIMIT_NPROC] = limits["max_processes"]
