@@ -235,6 +235,8 @@ def read_stage(directory: str | os.PathLike, record_type: type[R]) -> list[R]:
         raise StageError(f"{directory} holds {manifest.get('record_type')} records, not {record_type.__name__}")
     out: list[R] = []
     for name in manifest["shards"]:
+        if not (directory / name).is_file():
+            raise StageError(f"{manifest_path} lists {name}, which is missing: delete {directory} to redo the stage")
         out.extend(read_jsonl(directory / name, record_type))
     if len(out) != manifest["count"]:
         raise StageError(f"{directory}: manifest says {manifest['count']} records, shards hold {len(out)}")

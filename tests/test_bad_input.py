@@ -33,6 +33,13 @@ def test_corrupt_manifest_names_the_file(tmp_path, text):
         cached_stage(tmp_path / "s", Problem, lambda: [_problem()], {})
 
 
+def test_missing_shard_is_named(tmp_path):
+    write_stage(tmp_path / "s", [_problem()], Problem)
+    (tmp_path / "s" / "shard-00000.jsonl").unlink()
+    with pytest.raises(StageError, match=r"manifest.json lists shard-00000.jsonl, which is missing"):
+        read_stage(tmp_path / "s", Problem)
+
+
 def test_corrupt_stage_config_names_the_file(tmp_path):
     writer = StageWriter(tmp_path / "s", Problem, config={"seed": 0})
     writer.write([_problem()])
