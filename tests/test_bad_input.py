@@ -190,3 +190,14 @@ def test_benchmark_file_with_a_wrong_typed_field_names_file_line_and_type(tmp_pa
     path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "question": 12}) + "\n")
     with pytest.raises(ValueError, match=r"test.jsonl:3: field 'question': expected str, got int 12"):
         load_gsm8k(path)
+
+
+def test_pipeline_with_a_missing_base_policy_writes_nothing(tmp_path):
+    from negrl.experiments.compare import run_pipeline
+    from negrl.experiments.pipeline import PipelineConfig
+
+    cfg = PipelineConfig(base_policy=str(tmp_path / "runs" / "base" / "missing"), output_dir=str(tmp_path / "out"),
+                         methods=["base"])
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        run_pipeline(cfg)
+    assert not (tmp_path / "out").exists()

@@ -26,6 +26,7 @@ from negrl.experiments.pipeline import (
     write_resolved_config,
 )
 from negrl.io import StageError
+from negrl.modeling import check_local_model_path
 from negrl.processes import process_state
 from negrl.records import Problem
 
@@ -84,6 +85,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown:  # fail before any sampling or training, not after
         raise ValueError(f"unknown method(s) {unknown} in `methods`; registered: {sorted(METHODS)}")
+    check_local_model_path(cfg.base_policy)  # "no such directory" before the run directory is written
     write_resolved_config(cfg)
     data = prepare_data(cfg)
     results: dict[str, Any] = {}
@@ -139,6 +141,7 @@ def run_variants(pipeline_cfg: PipelineConfig, variants: dict[str, dict[str, Any
     shape ``results_table`` reads.
     """
     runs: dict[int, dict] = {}
+    check_local_model_path(pipeline_cfg.base_policy)  # before any run directory is written
     for seed in seeds:
         cfg = dataclasses.replace(pipeline_cfg, seed=seed)
         write_resolved_config(cfg)
