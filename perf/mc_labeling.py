@@ -46,15 +46,16 @@ VARIANTS = [  # (name, MonteCarloConfig overrides on top of the defaults)
 ]
 
 
-def _policy(policy: str | None, task_kwargs: dict, train_steps: int, name: str):
-    """A policy directory, or one trained here on ``task_kwargs`` problems (cached under runs/bench/NAME)."""
+def _policy(policy: str | None, task_kwargs: dict, train_steps: int, name: str, candidates: tuple[str, ...] = ()):
+    """``policy``, else the first existing candidate directory, else a policy trained here on ``task_kwargs``
+    problems (cached under runs/bench/NAME)."""
     from negrl.modeling import build_tiny_llama, load_policy, save_policy
     from negrl.sft import NegrlSFTConfig, gold_dataset, train_sft
     from negrl.tasks import get_task
     from negrl.tokenizer import build_char_tokenizer
 
     out = Path("runs/bench") / name
-    for path in [policy] if policy else ["runs/base/arithmetic", str(out)]:
+    for path in [policy] if policy else [*candidates, str(out)]:
         if path and (Path(path) / "config.json").exists():
             return load_policy(path, device="cpu")[0:2] + (path,)
     task = get_task("arithmetic", **task_kwargs)
@@ -214,7 +215,7 @@ def main() -> None:
     from negrl.tasks import get_task
 
     model, tok, source = _policy(args.policy, {"min_steps": 3, "max_steps": 3, "digits": 2, "max_value": 999},
-                                 args.train_steps, "mc_policy")  # fmt: skip
+                                 args.train_steps, "mc_policy", ("runs/base/arithmetic",))  # fmt: skip
     task = get_task("arithmetic")  # n3d2, the task of the base policies
     res = measure(model, tok, task, args)
     rows = {r["variant"]: r for r in res["rows"]}

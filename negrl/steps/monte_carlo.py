@@ -28,10 +28,12 @@ What is sampled, and what is not (``perf/mc_labeling.py`` measures each switch; 
   prefix gets ``first_draw`` continuations first and the remaining ``K − first_draw`` only if none of those succeeded;
   only hopeless prefixes cost K. The values have the same distribution as with all K samples drawn;
 - ``reuse_rollouts`` (best-of-K only): a verified-correct completion of the same problem that starts with a prefix —
-  a correct rollout, or a correct continuation found earlier in the unit — certifies that the policy can complete the
-  prefix correctly: its value is 1 without sampling. (The rollout being labelled is not a sample of its own prefixes:
-  it is wrong by selection.) Correct continuations are kept in ``StepLabels.continuations``: the chosen sides that
-  shared-prefix pairs need (``mc_continuations``);
+  a correct rollout, or a correct continuation found earlier in the unit — proves that the policy can complete the
+  prefix correctly, which is what a best-of-K value of 1 asserts: its value is 1 without sampling. A certificate
+  never gives a false 1; it can only turn a 0 that K fresh samples would have given by chance (probability
+  ``(1 − q)^K``) into the right 1, so values are not distributed as a fresh draw of K. (The rollout being labelled is
+  not a sample of its own prefixes: it is wrong by selection.) Correct continuations are kept in
+  ``StepLabels.continuations``: the chosen sides that shared-prefix pairs need (``mc_continuations``);
 - ``early_stop`` (exact pit and labels): depth by depth, a rollout is not extended after its first zero; the values
   after the pit are then ``None`` (their labels are ``False`` either way);
 - ``search="binary"`` (opt-in, approximate; OmegaPRM): bisect for the first zero between the prompt and the last step
