@@ -250,9 +250,10 @@ def evaluate(model: Any, tokenizer: Any, held_out: Sequence[Problem], cfg: BCPGR
 
 def run_round(cfg: BCPGRunConfig, args: Any, policy: str, out_dir: Path, seed: int, round_index: int = 0) -> dict:
     """One round from ``policy``: data, mining, BCPG-NSA training (LoRA), merged policy, held-out metrics."""
-    from negrl.modeling import load_policy
+    from negrl.modeling import check_local_model_path, load_policy
     from negrl.trainers.bcpg_nsa import train_bcpg_nsa
 
+    check_local_model_path(policy)  # "no such directory" before the round's directory is written
     out_dir.mkdir(parents=True, exist_ok=True)
     write_resolved_config(out_dir / "config.yaml", {"bcpg": cfg, "training": args})
     model, tokenizer = load_policy(policy)
