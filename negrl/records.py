@@ -64,7 +64,11 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if dataclasses.is_dataclass(hint):
         return isinstance(value, (dict, hint))
-    return isinstance(value, hint)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is tuple:  # JSON has no tuples: a stored tuple comes back as a list
+        return isinstance(value, (list, tuple))
+    return isinstance(value, origin or hint)
 
 
 def _dataclass_in(hint: Any) -> Any:
