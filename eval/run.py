@@ -32,10 +32,9 @@ from typing import Any
 if __package__ in (None, ""):  # `python eval/run.py` as well as `python -m eval.run`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-
 from eval.metrics import count_unverified, markdown_table, problem_rows, summarize  # noqa: E402
 from eval.prompts import build_prompts  # noqa: E402
+from negrl.experiments.config import write_resolved_config  # noqa: E402
 from negrl.generation import GenerationConfig, generate_rollouts  # noqa: E402
 from negrl.problems import load_problems  # noqa: E402
 from negrl.verifiers import verify_rollouts  # noqa: E402
@@ -108,7 +107,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    write_resolved_config(out / "config.yaml", cfg)
     if cfg.backend == "vllm":  # GPU: vLLM generates, the HF tokenizer formats chat prompts
         from negrl.generation.vllm import load_vllm
         from negrl.modeling import load_tokenizer

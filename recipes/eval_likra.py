@@ -9,9 +9,9 @@ and prints both as markdown tables.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from negrl.experiments.cli import config_parser
 from negrl.experiments.config import write_resolved_config
 from negrl.experiments.likra_curve import (
     curve_rows,
@@ -24,9 +24,7 @@ from negrl.experiments.likra_curve import (
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="YAML file of LikraExperimentConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. n_test=100")
+    parser = config_parser("eval_likra.py", __doc__.split("\n")[0])  # --config FILE --set KEY=VALUE ...
     args = parser.parse_args(argv)
     cfg = load_experiment_config(args.config, args.set)
     out = Path(cfg.output_dir)

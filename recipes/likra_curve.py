@@ -10,9 +10,9 @@ Writes ``{output_dir}/learning_curve.png`` (acc_norm vs examples per head: SFT v
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from negrl.experiments.cli import config_parser
 from negrl.experiments.likra_curve import (
     curve_rows,
     evaluate,
@@ -27,9 +27,7 @@ from negrl.likra.heads import list_checkpoints
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="YAML file of LikraExperimentConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. n_train=256")
+    parser = config_parser("likra_curve.py", __doc__.split("\n")[0])  # --config FILE --set KEY=VALUE ...
     parser.add_argument("--w", type=float, default=1.0, help="negative-head weight drawn in the plot")
     parser.add_argument("--metric", default="acc_norm", choices=["acc", "acc_norm"])
     args = parser.parse_args(argv)

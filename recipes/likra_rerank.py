@@ -10,18 +10,16 @@ positive head alone, base, oracle pass@k).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from negrl.experiments.cli import config_parser
 from negrl.experiments.config import load_config
 from negrl.experiments.likra_curve import format_table, write_rows
 from negrl.experiments.likra_rerank import RerankConfig, run_rerank
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="YAML file of RerankConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. k=4")
+    parser = config_parser("likra_rerank.py", __doc__.split("\n")[0])  # --config FILE --set KEY=VALUE ...
     args = parser.parse_args(argv)
     cfg = load_config(RerankConfig, args.config, args.set)
     rows = run_rerank(cfg)

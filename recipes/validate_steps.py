@@ -16,17 +16,15 @@ the pairwise agreement; writes ``metrics.json``, ``table.md``, every source's la
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from negrl.experiments.cli import config_parser
 from negrl.experiments.config import load_config
 from negrl.experiments.validate_steps import ValidateStepsConfig, run_validation
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=None, help="YAML file of ValidateStepsConfig fields")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, e.g. judge=smollm2")
+    parser = config_parser("validate_steps.py", __doc__.split("\n")[0], config_required=False)
     args = parser.parse_args(argv)
     cfg = load_config(ValidateStepsConfig, args.config, args.set)
     result = run_validation(cfg)
