@@ -18,7 +18,7 @@ import functools
 import re
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -41,34 +41,52 @@ def _type_name(hint: Any) -> str:
     return hint.__name__ if isinstance(hint, type) else re.sub(r"(?:\w+\.)+(\w+)", r"\1", str(hint))
 
 
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a field annotation (str, int, float, bool, None, unions, list[X], dict[str, X],
-    nested dataclasses as dicts). ``bool`` is not an ``int`` here, an ``int`` is a ``float`` (JSON writes ``1.0`` as
-    ``1`` in some tools), and a float is never an ``int`` (``12.5`` would be silently truncated downstream)."""
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@functools.cache
+def _checker(hint: Any) -> Callable[[Any], bool]:
+    """A predicate for "this JSON value fits the field annotation ``hint``", built once per annotation (``from_row``
+    runs once per stored record). Handles str, int, float, bool, None, unions, ``list[X]``, ``dict[K, V]``,
+    ``Literal``, tuples (stored as lists) and nested dataclasses (stored as dicts). ``bool`` is not an ``int`` here,
+    an ``int`` is a ``float`` (JSON tools write ``1.0`` as ``1``), and a float is never an ``int`` (``12.5`` would be
+    truncated downstream)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
-        return True
+        return lambda v: True
     if hint is None or hint is type(None):
-        return value is None
-    origin = typing.get_origin(hint)
+        return lambda v: v is None
     if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, h) for h in typing.get_args(hint))
+        parts = tuple(_checker(h) for h in args)
+        return lambda v: any(p(v) for p in parts)
     if origin in (list, Sequence):
-        (item,) = typing.get_args(hint) or (Any,)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
+        item = _checker(args[0] if args else Any)
+        return lambda v: isinstance(v, list) and all(map(item, v))
     if origin is dict:
-        key, item = typing.get_args(hint) or (Any, Any)
-        return isinstance(value, dict) and all(_matches(k, key) and _matches(v, item) for k, v in value.items())
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if dataclasses.is_dataclass(hint):
-        return isinstance(value, (dict, hint))
+        key, item = (_checker(a) for a in (args or (Any, Any)))
+        return lambda v: isinstance(v, dict) and all(key(k) and item(x) for k, x in v.items())
     if origin is typing.Literal:
-        return value in typing.get_args(hint)
+        return lambda v: v in args
     if origin is tuple:  # JSON has no tuples: a stored tuple comes back as a list
-        return isinstance(value, (list, tuple))
-    return isinstance(value, origin or hint)
+        return lambda v: isinstance(v, (list, tuple))
+    if hint is int:
+        return _is_int
+    if hint is float:
+        return _is_float
+    if dataclasses.is_dataclass(hint):
+        return lambda v: isinstance(v, (dict, hint))
+    kind = origin or hint
+    return lambda v: isinstance(v, kind)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field annotation (see ``_checker``)."""
+    return _checker(hint)(value)
 
 
 def _dataclass_in(hint: Any) -> Any:
