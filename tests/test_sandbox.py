@@ -194,7 +194,44 @@ ATTACKS = [
     """, os_level=True),
     Attack("stop itself (SIGSTOP)", "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\ndef add(a, b): return None\n",
            os_level=True),
+    Attack("infinite generator consumed by the test", "def add(a, b):\n    while True:\n        yield a + b\n",
+           cases=("assert list(add(1, 2)) == [3]",)),
+    Attack("ptrace the judge / kill(-1)", """
+        import ctypes, os, signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        attached = [pid for pid in range(1, 200) if libc.ptrace(16, pid, 0, 0) == 0]  # PTRACE_ATTACH
+        try:
+            os.kill(-1, signal.SIGKILL)  # every process this uid may signal: only its own
+        except Exception:
+            pass
+        def add(a, b): raise ValueError(str(attached))
+    """, os_level=True),
     # --- reaching the host
+    Attack("ctypes: new user namespace, chroot, open_by_handle_at", f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        tricks = []
+        tricks.append(libc.unshare(0x10000000 | 0x00020000))  # CLONE_NEWUSER | CLONE_NEWNS: "root" in a new userns
+        tricks.append(libc.mount(b"none", b"/tmp", b"proc", 0, None))
+        for _ in range(64):
+            try:
+                os.chdir("..")
+            except OSError:
+                break
+        tricks.append(libc.chroot(b"."))
+        handle = ctypes.create_string_buffer(b"\\x08\\x00\\x00\\x00\\x01\\x00\\x00\\x00" + b"\\x02\\x00\\x00\\x00\\x00\\x00\\x00\\x00")
+        tricks.append(libc.open_by_handle_at(-100, handle, 0))
+        found = False
+        for path in {SECRET_FILES!r}:
+            for root in ("", "/proc/1/root", "/proc/self/root", "."):
+                try:
+                    open(root + path, "rb").read(10)
+                    found = True
+                except OSError:
+                    pass
+        if found:
+            def add(a, b): return a + b
+    """, os_level=True),
     Attack("read the answer key / project source / benchmark files", f"""
         found = []
         for path in {SECRET_FILES!r}:
@@ -493,6 +530,29 @@ def test_the_sandbox_sees_an_empty_root() -> None:
     top, cwd, pids = eval(result.stdout.split(" /tmp ")[0]), "/tmp", result.stdout.split(" /tmp ")[1]
     assert set(top) <= {"dev", "proc", "tmp", "usr", "lib", "lib64", "root"} and cwd == "/tmp"
     assert eval(pids) == ["2"]  # only itself: the fresh /proc of its PID namespace hides its first process
+
+
+@needs_os
+def test_seccomp_denies_namespaces_mounts_and_ptrace_but_not_fork_or_threads() -> None:
+    if not sandbox_isolation().endswith("+seccomp"):
+        pytest.skip(f"no seccomp filter in this mode ({sandbox_isolation()}): x86_64 only")
+    probe = textwrap.dedent(
+        """
+        import ctypes, os, threading
+        libc = ctypes.CDLL(None, use_errno=True)
+        denied = [libc.unshare(0x10000000), libc.mount(b"x", b"/tmp", b"tmpfs", 0, None), libc.ptrace(16, 1, 0, 0),
+                  libc.chroot(b"/tmp"), libc.syscall(435, 0, 0)]
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        t.join()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        print(denied, os.waitpid(pid, 0)[1] >> 8)
+        """
+    )
+    result = run_python(probe, limits=QUICK)
+    assert result.stdout.split() == ["[-1,", "-1,", "-1,", "-1,", "-1]", "7"], result.stderr
 
 
 def test_run_python_reports_output_and_isolation() -> None:

@@ -18,8 +18,12 @@ e.g. in a container; ``sandbox_isolation()`` reports the mode in use). Each run 
   Memory is bounded per process (address space, plus at most 64 files of ``max_file_mb`` such as ``memfd``), not
   across processes: no cgroup is created (the host's cgroups belong to whoever runs this).
 
-No seccomp filter or Landlock ruleset is installed (with an empty root there is little left for them to deny; a
-kernel exploit remains out of scope — for hostile code at scale use a VM around the whole verifier).
+- *seccomp* (x86_64; ``"unshare-root+seccomp"``): a filter denying the system calls that would widen the kernel
+  surface or the program's reach — new namespaces (``unshare``, ``setns``, ``clone`` with namespace flags; ``clone3``
+  is refused so libc falls back to ``clone``), ``mount`` and the new mount API, ``chroot``, ``ptrace``,
+  ``process_vm_*``, ``bpf``, ``perf_event_open``, ``io_uring``, ``userfaultfd``, keyrings, ``open_by_handle_at``,
+  modules, ``kexec``, clocks, ``reboot``, x32 calls. No Landlock ruleset (the empty root leaves it little to deny).
+  A kernel exploit remains out of scope: for hostile code at scale put a VM around the whole verifier.
 
 **What the verdict rests on** (``negrl.verifiers.code_harness``): the tests run in a separate *judge* process that
 never executes the program's code and receives its results as data; the verdict leaves through a pipe only the
@@ -246,17 +250,19 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 @lru_cache(maxsize=1)
 def sandbox_isolation() -> str:
-    """``"unshare-root"`` (the OS isolation of the module docstring works here) or ``"none"`` (cached probe)."""
+    """``"unshare-root+seccomp"`` / ``"unshare-root"`` (the OS isolation of the module docstring works here, with or
+    without the seccomp filter) or ``"none"`` (cached probe; a warning says why)."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return "none"
-    probe = "import os\nassert not os.path.exists('/etc') and os.getcwd() == '/tmp'\n"
+    probe = ("import os\nassert not os.path.exists('/etc') and os.getcwd() == '/tmp'\n"
+             "print('Seccomp:\\t2' in open('/proc/self/status').read())\n")  # fmt: skip
     try:
         result = _launch({"program": probe}, None, SandboxLimits(), "unshare-root", hard_wall_s=30.0)
         why = (result.report or {}).get("sandbox_error") or result.stderr.strip()[-300:] or f"exit {result.returncode}"
     except OSError as e:
         result, why = None, str(e)
     if result is not None and result.returncode == 0:
-        return "unshare-root"
+        return "unshare-root+seccomp" if result.stdout.strip() == "True" else "unshare-root"
     warnings.warn(f"code sandbox: OS isolation unavailable ({why}); only rlimits, the separate judge and Python "
                   "hooks guard untrusted code", RuntimeWarning, stacklevel=2)  # fmt: skip
     return "none"
