@@ -120,6 +120,7 @@ def test_extraction_priority_and_helpers() -> None:
     assert time.monotonic() - t0 < 2
     assert normalize("\\$1,234.") == "1234"
     assert normalize("\\text{ Evelyn }") == "evelyn"
+    assert normalize("18 dollars") == normalize("18") == "18" and normalize("2x") == "2x"  # vote keys
 
 
 TOWER = ("1", "\\boxed{9^{9^{9^{9}}}}", None)

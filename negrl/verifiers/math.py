@@ -180,8 +180,9 @@ def base_number(s: str) -> tuple[int, int | str] | None:
 
 
 def normalize(ans: str) -> str:
-    """Canonical string form of an answer (units already split off) for the fallback comparison."""
-    s = _pre(ans)
+    """Canonical string form of an answer's value (its unit dropped: see ``split_unit``), for the fallback
+    comparison and for majority votes."""
+    s = split_unit(ans)[0]
     s = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{\s*([^{}]*?)\s*\}", r"\1", s)
     s = re.sub(r"\\(left|right)\s*", "", s)
     s = s.replace("dfrac", "frac").replace("tfrac", "frac").replace("^\\circ", "").replace("^{\\circ}", "")
