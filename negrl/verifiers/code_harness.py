@@ -20,9 +20,13 @@ report, ``os._exit(0)``...). Here the program and the tests never share an inter
 
 The worst the worker can do is therefore to *answer with data of its choice*, which is what a solution does.
 
-Time: the judge counts the program's **own time** (time waiting for a reply minus the time the worker's processes
-spent runnable but waiting for a CPU, from ``/proc/<pid>/schedstat``); reaching ``wall_s`` of it is a timeout
-(``False``), and so is the worker dying on its CPU rlimit. A run still unfinished at ``max_wall_s`` of real time
+Names the tests take from the solution that are standard modules (MBPP's tests call ``math.isclose`` on the
+solution's ``import math``) are the judge's own imports, whatever the program bound to them.
+
+Time: the judge counts the program's **own time** (time waiting for a reply minus the time the worker's main
+process spent runnable but waiting for a CPU, from ``/proc/<pid>/schedstat``); reaching ``wall_s`` of it is a
+timeout (``False``), and so are ``cpu_s`` CPU seconds summed over all the program's processes (load it makes
+itself is its own) and the worker dying on an rlimit. A run still unfinished at ``max_wall_s`` of real time
 because the machine is loaded gives ``None`` ("could not verify"), never ``False``.
 """
 

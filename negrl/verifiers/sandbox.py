@@ -16,8 +16,7 @@ e.g. in a container; ``sandbox_isolation()`` reports the mode in use). Each run 
 - *rlimits*: CPU seconds, address space, processes (per fresh uid), file size, open files (64), no core dumps;
   output goes to files the file-size limit bounds; the parent kills the process group at a hard deadline.
   Memory is bounded per process (address space, plus at most 64 files of ``max_file_mb`` such as ``memfd``), not
-  across processes: no cgroup is created (the host's cgroups belong to whoever runs this).
-
+  across processes: no cgroup is created (the host's cgroups belong to whoever runs this);
 - *seccomp* (x86_64; ``"unshare-root+seccomp"``): a filter denying the system calls that would widen the kernel
   surface or the program's reach — new namespaces (``unshare``, ``setns``, ``clone`` with namespace flags; ``clone3``
   is refused so libc falls back to ``clone``), ``mount`` and the new mount API, ``chroot``, ``ptrace``,
@@ -32,10 +31,10 @@ judge holds. No output of the program is read to decide anything.
 **What Python hooks add** (defence in depth, not relied on): an audit hook in the program's interpreter refusing
 sockets, subprocesses, signals, ``ctypes`` and writes outside its directory.
 
-**Without OS isolation** (``"none"``: not root, or no usable ``unshare``) only the rlimits, the separate judge
-(same uid, not traceable: ``PR_SET_DUMPABLE`` 0) and the audit hook remain: the host's files are readable, the
-network and processes depend on the hook, and a program running as root could still reach the judge. Tests that
-need the OS layers skip there, saying so.
+**Without OS isolation** (``"none"``: not root, or no usable ``unshare``) only the rlimits, the seccomp filter,
+the separate judge (same uid, not traceable: ``PR_SET_DUMPABLE`` 0) and the audit hook remain: the host's files
+are readable, the network and processes depend on the hook, and a program running as root could still reach the
+judge. Tests that need the OS layers skip there, saying so.
 """
 
 from __future__ import annotations
