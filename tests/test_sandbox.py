@@ -422,6 +422,7 @@ def test_values_the_tests_can_use() -> None:
         def pt(): return Point(1, 2)
         def half(x): return Fraction(x, 2)
         def fail(x): raise ValueError("no")
+        def upto(n): return range(1, n)
         """
     )
     cases = [
@@ -431,6 +432,7 @@ def test_values_the_tests_can_use() -> None:
         "assert pt() == (1, 2)",
         "assert half(3) == Fraction(3, 2)",
         "assert math.isclose(math.sqrt(4), 2)",  # `math` is the judge's own module
+        "assert upto(4) == range(1, 4) and upto(3)[1] == 2",
         "try:\n    fail(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError",
     ]
     setup = "from fractions import Fraction"

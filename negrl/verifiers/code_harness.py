@@ -8,8 +8,8 @@ report, ``os._exit(0)``...). Here the program and the tests never share an inter
 
 - the **worker** (throwaway uid B) executes the solution and then serves requests: *call this object with these
   arguments*, *get this attribute*, *iterate*... Results go back **serialised as data** (type-tagged JSON:
-  ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, lists, tuples, sets, dicts, ``Fraction``,
-  ``Decimal``); anything else stays in the worker and the judge gets an opaque handle;
+  ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, lists, tuples, sets, dicts, ``range``,
+  ``Fraction``, ``Decimal``); anything else stays in the worker and the judge gets an opaque handle;
 - the **judge** (uid C, a different uid: the worker cannot signal, trace or read it) executes the problem's test
   code, in which the solution's names are proxies. What comes back is decoded by the judge into genuine builtin
   values, so ``candidate(x) == 3`` is evaluated by the judge's own ``int.__eq__``. A handle cannot pass a
@@ -98,6 +98,8 @@ def encode(x, handle_of, lenient: bool, depth: int = 0) -> list:
         return [tag, [encode(v, handle_of, lenient, d) for v in x]]
     if t is dict:
         return ["d", [[encode(k, handle_of, lenient, d), encode(v, handle_of, lenient, d)] for k, v in x.items()]]
+    if t is range:
+        return ["r", hex(x.start), hex(x.stop), hex(x.step)]
     if t.__module__ == "fractions" and t.__name__ == "Fraction":
         return ["q", hex(x.numerator), hex(x.denominator)]
     if t.__module__ == "decimal" and t.__name__ == "Decimal":
@@ -149,6 +151,8 @@ def decode(v, handle, depth: int = 0):
                     raise ProtocolError("malformed dict item")
                 out[decode(pair[0], handle, d)] = decode(pair[1], handle, d)
             return out
+        if tag == "r" and len(v) == 4 and all(type(s) is str and _INT_RE.fullmatch(s) for s in v[1:]):
+            return range(int(v[1], 16), int(v[2], 16), int(v[3], 16))
         if tag == "q" and len(v) == 3 and all(type(s) is str and _INT_RE.fullmatch(s) for s in v[1:]):
             from fractions import Fraction
 
