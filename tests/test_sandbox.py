@@ -423,6 +423,9 @@ def test_values_the_tests_can_use() -> None:
         def half(x): return Fraction(x, 2)
         def fail(x): raise ValueError("no")
         def upto(n): return range(1, n)
+        import re
+        def starts_with_a(s): return re.match("a", s)
+        def drop_type(xs, t): return [x for x in xs if not isinstance(x, t)]
         """
     )
     cases = [
@@ -433,6 +436,8 @@ def test_values_the_tests_can_use() -> None:
         "assert half(3) == Fraction(3, 2)",
         "assert math.isclose(math.sqrt(4), 2)",  # `math` is the judge's own module
         "assert upto(4) == range(1, 4) and upto(3)[1] == 2",
+        "assert starts_with_a('abc') and not starts_with_a('bcd')",  # a Match object's truth value
+        "assert drop_type((1, 'a', 2.5), int) == ['a', 2.5]",  # a builtin type as an argument
         "try:\n    fail(1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError",
     ]
     setup = "from fractions import Fraction"

@@ -9,11 +9,12 @@ report, ``os._exit(0)``...). Here the program and the tests never share an inter
 - the **worker** (throwaway uid B) executes the solution and then serves requests: *call this object with these
   arguments*, *get this attribute*, *iterate*... Results go back **serialised as data** (type-tagged JSON:
   ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, lists, tuples, sets, dicts, ``range``,
-  ``Fraction``, ``Decimal``); anything else stays in the worker and the judge gets an opaque handle;
+  builtin types, ``Fraction``, ``Decimal``); anything else stays in the worker and the judge gets an opaque handle;
 - the **judge** (uid C, a different uid: the worker cannot signal, trace or read it) executes the problem's test
   code, in which the solution's names are proxies. What comes back is decoded by the judge into genuine builtin
-  values, so ``candidate(x) == 3`` is evaluated by the judge's own ``int.__eq__``. A handle cannot pass a
-  comparison (identity only) or a truth test (``TypeError``); its attributes, calls and iteration are again data.
+  values, so ``candidate(x) == 3`` is evaluated by the judge's own ``int.__eq__``. A handle compares by identity
+  only (asking the worker would hand it the expected value); its attributes, calls, iteration, length and truth
+  value (``assert re.search(...)``) come back as data, bits the program chooses as a solution would.
   Names the problem's own code defines (HumanEval's prompt: helpers such as ``poly``) and builtins are the judge's
   own: the program cannot redefine what the tests use to check it. The verdict goes to the parent through a pipe
   only the judge holds; nothing the worker prints is read.
@@ -98,6 +99,8 @@ def encode(x, handle_of, lenient: bool, depth: int = 0) -> list:
         return [tag, [encode(v, handle_of, lenient, d) for v in x]]
     if t is dict:
         return ["d", [[encode(k, handle_of, lenient, d), encode(v, handle_of, lenient, d)] for k, v in x.items()]]
+    if t is type and getattr(builtins, x.__name__, None) is x:  # int, str, ... (MBPP: remove_datatype(t, int))
+        return ["T", x.__name__]
     if t is range:
         return ["r", hex(x.start), hex(x.stop), hex(x.step)]
     if t.__module__ == "fractions" and t.__name__ == "Fraction":
@@ -151,6 +154,8 @@ def decode(v, handle, depth: int = 0):
                     raise ProtocolError("malformed dict item")
                 out[decode(pair[0], handle, d)] = decode(pair[1], handle, d)
             return out
+        if tag == "T" and len(v) == 2 and type(v[1]) is str and isinstance(getattr(builtins, v[1], None), type):
+            return getattr(builtins, v[1])
         if tag == "r" and len(v) == 4 and all(type(s) is str and _INT_RE.fullmatch(s) for s in v[1:]):
             return range(int(v[1], 16), int(v[2], 16), int(v[3], 16))
         if tag == "q" and len(v) == 3 and all(type(s) is str and _INT_RE.fullmatch(s) for s in v[1:]):
@@ -314,6 +319,8 @@ def worker_main(cfg: dict, rfd: int, wfd: int) -> None:
                 result = target[args[0]]
             elif op == "len":
                 result = len(target)
+            elif op == "bool":
+                result = bool(target)
             else:
                 raise ValueError(f"unknown request {op!r}")
             reply = ["ok", result if op == "iter" else value(result)]
@@ -485,7 +492,12 @@ class Remote:
         return n
 
     def __bool__(self) -> bool:
-        raise TypeError("the truth value of an object of the program under test is not trusted (return a bool)")
+        # Asked of the worker: a bit of its choosing, as returning True / False would be. Equality is never asked
+        # (that would hand it the expected value and let it say "equal").
+        b = self._ch.op("bool", self._ref)
+        if type(b) is not bool:
+            raise TypeError("the truth value of an object of the program under test is not a bool")
+        return b
 
     def __repr__(self) -> str:
         return f"<object #{self._ref} of the program under test>"
