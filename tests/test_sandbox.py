@@ -595,3 +595,18 @@ def attack_table() -> str:
 if __name__ == "__main__":
     print(f"isolation: {sandbox_isolation()}")
     print(attack_table())
+
+
+@pytest.mark.slow  # ~50 CPU seconds: twelve sandboxes of a 4-second MBPP reference on two cores
+@needs_os
+def test_load_turns_no_right_answer_wrong(shared_data) -> None:
+    """mbpp:123 (about 4 s of CPU alone) twelve at once on a small machine: each is right or "could not verify"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from negrl.problems import load_problems
+
+    p = next(q for q in load_problems("mbpp", path=shared_data, split="test") if q.problem_id == "mbpp:123")
+    with ThreadPoolExecutor(12) as pool:
+        verdicts = list(pool.map(lambda _: verify(p, p.solution), range(12)))
+    assert all(v.correct is not False for v in verdicts), [v.detail for v in verdicts]
+    assert any(v.correct is True for v in verdicts)
