@@ -179,3 +179,15 @@ def test_math500_perturbed_answers_are_rejected(shared_data) -> None:
     accepted = [(p.answer, a) for p, a in perturbed if verify(p, f"\\boxed{{{a}}}").correct is True]
     assert accepted == []
     assert all(verify(p, f"\\boxed{{{p.answer}}}").correct is True for p in problems)
+
+
+def test_no_math_verify_worker_means_none(monkeypatch) -> None:
+    """A worker that cannot start (math-verify missing, no processes left): "could not verify", quickly."""
+    monkeypatch.setattr(math_verifier._MathVerifyPool, "_start", staticmethod(lambda: None))
+    math_verifier._POOL.reset()
+    try:
+        for _ in range(3):  # the retry back-off: later calls do not try again at once
+            v = verify(Problem(problem_id="m", domain="math", prompt="", answer="x^2+2x+1"), "\\boxed{(x+1)^2}")
+            assert v.correct is None and "could not be started" in v.detail
+    finally:
+        math_verifier._POOL.reset()

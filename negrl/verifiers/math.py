@@ -248,19 +248,25 @@ class NoTimeToVerify(Exception):
 class _MathVerifyPool:
     """Worker processes running ``math_verify_worker.py``; one request at a time each, killed past the deadline.
 
-    Fork-safe: a forked child (e.g. a process pool) starts its own workers instead of sharing its parent's pipes.
+    Fork-safe: a forked child (e.g. a process pool) starts its own workers instead of sharing its parent's pipes;
+    a worker that fails to start is retried after 30 s (meanwhile: "could not verify").
     """
 
     def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # a lock held by another thread at fork would stay held
+
+    def reset(self) -> None:
+        """A fresh, empty pool (in a forked child: the parent's workers and lock are the parent's)."""
         self.cond = threading.Condition()
         self.idle: list[subprocess.Popen] = []
         self.count = 0
-        self.pid = os.getpid()
+        self.retry_at = 0.0  # after a worker failed to start, do not retry on every call
 
     def _acquire(self) -> subprocess.Popen | None:
         with self.cond:
-            if self.pid != os.getpid():
-                self.idle, self.count, self.pid = [], 0, os.getpid()
+            if time.monotonic() < self.retry_at:
+                return None
             while not self.idle and self.count >= MV_MAX_WORKERS:
                 self.cond.wait()
             if self.idle:
@@ -268,13 +274,12 @@ class _MathVerifyPool:
             self.count += 1
         worker = self._start()
         if worker is None:
+            self.retry_at = time.monotonic() + 30.0
             self._release(None)
         return worker
 
     def _release(self, worker: subprocess.Popen | None) -> None:
         with self.cond:
-            if self.pid != os.getpid():
-                return
             if worker is None:
                 self.count -= 1
             else:
