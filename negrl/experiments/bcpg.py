@@ -327,7 +327,7 @@ def train_task_prm(pipeline_cfg: PipelineConfig, prm: TaskPRMConfig) -> str:
     prompts differ from each experiment seed's prompts because they are drawn with seed ``prm.seed``.
     """
     from negrl.modeling import load_policy
-    from negrl.steps.prm import PRMConfig, PRMScorer, prm_rows, train_prm
+    from negrl.steps.prm import fit_prm
 
     out = Path(prm.output_dir)
     if (out / "prm.json").exists():
@@ -337,10 +337,6 @@ def train_task_prm(pipeline_cfg: PipelineConfig, prm: TaskPRMConfig) -> str:
                               samples_per_prompt=prm.samples_per_prompt, output_dir=str(out / "data"))
     model, tokenizer = load_policy(cfg.base_policy)
     data = prepare_pipeline_data(cfg, model, tokenizer)
-    args = PRMConfig(output_dir=str(out / "trainer"), learning_rate=prm.learning_rate, per_device_train_batch_size=32,
-                     max_steps=prm.steps, lr_scheduler_type="cosine", warmup_steps=10, logging_steps=50,
-                     disable_tqdm=True, seed=prm.seed, threshold=prm.threshold)
-    lora = default_lora_config(r=prm.lora_r, lora_alpha=2 * prm.lora_r)
-    trainer = train_prm(model, tokenizer, prm_rows(data.problems, data.step_labels), args, peft_config=lora)
-    PRMScorer.from_trainer(trainer).save_pretrained(out)
+    fit_prm(model, tokenizer, data.problems, data.step_labels, out / "trainer", steps=prm.steps,
+            learning_rate=prm.learning_rate, lora_r=prm.lora_r, seed=prm.seed, threshold=prm.threshold, save_to=out)
     return str(out)

@@ -76,27 +76,16 @@ def _train_prm(cfg: ValidateStepsConfig, task, model, tok, mc_cfg, out: Path):
     """PRM = policy weights + LoRA, trained on MC labels of rollouts of training problems."""
     import copy
 
-    from peft import LoraConfig
-
     from negrl.steps.monte_carlo import label_monte_carlo
-    from negrl.steps.prm import PRMConfig, PRMScorer, prm_rows, train_prm
+    from negrl.steps.prm import fit_prm
 
     train_problems = task.generate_problems(cfg.prm_problems, seed=cfg.seed)
     rollouts, verdicts = _rollouts(train_problems, model, tok, cfg.prm_samples, cfg, seed=cfg.seed + 1)
     mc_all = dataclasses.replace(mc_cfg, only_incorrect=False, seed=mc_cfg.seed + 1)
     labels = label_monte_carlo(train_problems, rollouts, verdicts, model, tok, mc_all, out_dir=out / "prm_train_mc")
-    rows = prm_rows(train_problems, labels, soft=cfg.prm_soft_labels)
-    args = PRMConfig(
-        output_dir=str(out / "prm_trainer"), learning_rate=cfg.prm_learning_rate, per_device_train_batch_size=32,
-        max_steps=cfg.prm_steps, lr_scheduler_type="cosine", warmup_steps=10, logging_steps=50, disable_tqdm=True,
-        seed=cfg.seed, threshold=cfg.prm_threshold,
-    )
-    lora = LoraConfig(r=cfg.prm_lora_r, lora_alpha=2 * cfg.prm_lora_r, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
-    trainer = train_prm(copy.deepcopy(model), tok, rows, args, peft_config=lora)
-    scorer = PRMScorer.from_trainer(trainer)
-    scorer.save_pretrained(out / "prm")
-    return scorer, len(rows)
+    return fit_prm(copy.deepcopy(model), tok, train_problems, labels, out / "prm_trainer", steps=cfg.prm_steps,
+                   learning_rate=cfg.prm_learning_rate, lora_r=cfg.prm_lora_r, seed=cfg.seed,
+                   threshold=cfg.prm_threshold, soft=cfg.prm_soft_labels, save_to=out / "prm")
 
 
 def _judge(cfg: ValidateStepsConfig, model, tok):

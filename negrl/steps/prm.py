@@ -162,6 +162,27 @@ def train_prm(model: Any, tokenizer: Any, rows: Dataset | Sequence[dict[str, Any
     return trainer
 
 
+def fit_prm(model: Any, tokenizer: Any, problems: Sequence[Problem], step_labels: Sequence[StepLabels],
+            output_dir: str | os.PathLike, *, steps: int, learning_rate: float, lora_r: int, seed: int,
+            threshold: float = 0.5, soft: bool = False, save_to: str | os.PathLike | None = None) -> tuple[PRMScorer, int]:
+    """The one recipe negrl trains a PRM on step labels with: LoRA (``negrl.lora`` default, alpha 2r), batch 32,
+    cosine schedule with 10 warm-up steps, ``steps`` optimizer steps; returns ``(scorer, rows)``.
+
+    ``output_dir`` holds the trainer's checkpoints; ``save_to`` (if given) receives ``PRMScorer.save_pretrained``.
+    """
+    from negrl.lora import lora_config
+
+    rows = prm_rows(problems, step_labels, soft=soft)
+    args = PRMConfig(output_dir=str(output_dir), learning_rate=learning_rate, per_device_train_batch_size=32,
+                     max_steps=steps, lr_scheduler_type="cosine", warmup_steps=10, logging_steps=50,
+                     disable_tqdm=True, seed=seed, threshold=threshold)
+    trainer = train_prm(model, tokenizer, rows, args, peft_config=lora_config(r=lora_r, lora_alpha=2 * lora_r))
+    scorer = PRMScorer.from_trainer(trainer)
+    if save_to is not None:
+        scorer.save_pretrained(save_to)
+    return scorer, len(rows)
+
+
 def prm_rows(problems: Sequence[Problem], step_labels: Sequence[StepLabels], soft: bool = False) -> list[dict[str, Any]]:
     """Stepwise-supervision rows from ``StepLabels`` (hard ``labels``, or ``values`` when ``soft``).
 
