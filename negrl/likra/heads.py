@@ -58,12 +58,11 @@ class LikraConfig:
     min_checkpoint_examples: int = 1
 
     def lora_config(self) -> Any:
-        from peft import LoraConfig
+        """The heads' adapter: ``negrl.lora`` with every paper setting above given explicitly."""
+        from negrl.lora import lora_config
 
-        return LoraConfig(
-            r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-            target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM",
-        )
+        return lora_config(r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                           target_modules=list(self.target_modules), bias="none")
 
 
 def attach_heads(model: Any, config: LikraConfig, heads: Sequence[str] = HEADS) -> Any:
