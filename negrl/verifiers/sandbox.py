@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -148,6 +149,12 @@ def _root_layout() -> tuple[list[str], list[str]]:
     return binds, hidden
 
 
+@lru_cache(maxsize=1)
+def _roles_code() -> bytes:
+    """``code_harness.py`` compiled once, marshalled (the sandbox runs the base interpreter of this one)."""
+    return marshal.dumps(compile(ROLES_SCRIPT.read_text(encoding="utf-8"), str(ROLES_SCRIPT), "exec"))
+
+
 def _limits_dict(limits: SandboxLimits) -> dict:
     return {"memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s, "max_file_mb": limits.max_file_mb,
             "max_processes": limits.max_processes}  # fmt: skip
@@ -170,7 +177,7 @@ def _launch(worker: dict, judge: dict | None, limits: SandboxLimits, isolation: 
         cfg = {
             "isolated": isolation != "none", "root": os.path.join(tmp, "root"), "binds": binds, "hide": hidden,
             "workdir": workdir, "worker_uid": worker_uid, "judge_uid": judge_uid, "tmp_mb": limits.tmp_mb,
-            "roles_module": str(ROLES_SCRIPT), "report_fd": report_w, "limits": _limits_dict(limits),
+            "roles_code": os.path.join(tmp, "roles.bin"), "report_fd": report_w, "limits": _limits_dict(limits),
             "judge_limits": {"memory_mb": max(limits.memory_mb, 1024), "cpu_s": int(hard_wall_s) + 10,
                              "max_file_mb": 16, "max_processes": 1},
             "worker": worker, "judge_payload": None,
@@ -179,6 +186,8 @@ def _launch(worker: dict, judge: dict | None, limits: SandboxLimits, isolation: 
             cfg["judge_payload"] = os.path.join(tmp, "judge.json")
             with open(cfg["judge_payload"], "w", encoding="utf-8") as f:
                 json.dump(judge, f)
+        with open(cfg["roles_code"], "wb") as f:
+            f.write(_roles_code())
         cfg_path = os.path.join(tmp, "config.json")
         with open(cfg_path, "w", encoding="utf-8") as f:
             json.dump(cfg, f)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import marshal
 import os
 import resource
 import sys
@@ -189,8 +190,8 @@ def main(config_path: str) -> int:
     with open(config_path, encoding="utf-8") as f:
         cfg = json.load(f)
     roles: dict = {"__name__": "negrl_sandbox_roles"}
-    with open(cfg["roles_module"], encoding="utf-8") as f:
-        exec(compile(f.read(), cfg["roles_module"], "exec"), roles)
+    with open(cfg["roles_code"], "rb") as f:  # code_harness.py compiled once by the parent (same interpreter)
+        exec(marshal.load(f), roles)
     judge_fd = os.open(cfg["judge_payload"], os.O_RDONLY) if cfg.get("judge_payload") else None
     report_fd = cfg["report_fd"]
     try:
