@@ -397,6 +397,20 @@ def test_forgery_fails_even_without_os_isolation() -> None:
     assert result.report["verdict"] is True
 
 
+def test_without_unshare_the_mode_is_none_with_a_warning_and_verdicts_still_hold(monkeypatch) -> None:
+    import negrl.verifiers.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_isolation.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="OS isolation unavailable"):
+            assert sandbox.sandbox_isolation() == "none"
+        assert verify(_problem(), GOOD, limits=QUICK).correct is True
+        assert verify(_problem(), textwrap.dedent(ATTACKS[0].code), limits=QUICK).correct is False
+    finally:
+        sandbox.sandbox_isolation.cache_clear()
+
+
 def test_honest_solution_passes_and_wrong_one_fails() -> None:
     assert verify_any(_problem(), GOOD).correct is True  # dispatched on domain='code'
     v = verify(_problem(["assert add(1, 2) == 3", "assert add(2, 2) == 5"]), GOOD)

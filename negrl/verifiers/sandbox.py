@@ -261,7 +261,7 @@ def sandbox_isolation() -> str:
     """``"unshare-root+seccomp"`` / ``"unshare-root"`` (the OS isolation of the module docstring works here, with or
     without the seccomp filter) or ``"none"`` (cached probe; a warning says why)."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
-        return "none"
+        return _no_isolation("not running as root" if os.geteuid() != 0 else "util-linux `unshare` not found")
     probe = ("import os\nassert not os.path.exists('/etc') and os.getcwd() == '/tmp'\n"
              "print('Seccomp:\\t2' in open('/proc/self/status').read())\n")  # fmt: skip
     try:
@@ -271,8 +271,12 @@ def sandbox_isolation() -> str:
         result, why = None, str(e)
     if result is not None and result.returncode == 0:
         return "unshare-root+seccomp" if result.stdout.strip() == "True" else "unshare-root"
-    warnings.warn(f"code sandbox: OS isolation unavailable ({why}); only rlimits, the separate judge and Python "
-                  "hooks guard untrusted code", RuntimeWarning, stacklevel=2)  # fmt: skip
+    return _no_isolation(why)
+
+
+def _no_isolation(why: str) -> str:
+    warnings.warn(f"code sandbox: OS isolation unavailable ({why}); only rlimits, seccomp (x86_64), the separate "
+                  "judge and Python hooks guard untrusted code", RuntimeWarning, stacklevel=3)  # fmt: skip
     return "none"
 
 
