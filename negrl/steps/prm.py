@@ -16,6 +16,23 @@ prompt (no chat template), for training and scoring alike.
 
 Save / load: ``PRMScorer.save_pretrained(dir)`` writes a plain model directory (a LoRA adapter is merged into a copy
 of the model first) plus ``prm.json`` (label tokens, threshold λ); ``PRMScorer.from_pretrained(dir)`` loads it.
+
+Off-the-shelf PRMs go through the same ``PRMScorer`` (``score`` / ``label``); ``negrl.steps.prm_formats`` describes
+the families and their ``PRMFormat`` fields, which ``from_pretrained`` takes as keyword options (or a ``prm.json``
+with a ``family`` field next to the weights):
+
+- Qwen2.5-Math-PRM (a reward head read at ``<extra_0>`` after each step, chat layout with Qwen's system prompt):
+  ``PRMScorer.from_pretrained("Qwen/Qwen2.5-Math-PRM-7B", trust_remote_code=True)``; its
+  ``Qwen2ForProcessRewardModel`` architecture selects ``family="step_head"`` (``separator="<extra_0>"``,
+  ``positive_index=1``, ``chat_template=True``). In a label source: ``LabelSettings(prm_model=...,
+  prm_options={"trust_remote_code": True})``.
+- Math-Shepherd (``peiyi9979/math-shepherd-mistral-7b-prm``, a plain causal LM, so the family must be named):
+  ``PRMScorer.from_pretrained(id, family="step_tag")`` (tag ``separator=" ки"``, label tokens ``"+"`` / ``"-"``,
+  input ``question + " " + steps`` with BOS); it was trained on ``Step k:`` steps (segmentation rule
+  ``"step_markers"``).
+
+Both layouts are tested on tiny locally built models of each shape against the model cards' own reading recipes;
+the real checkpoints themselves have not been run here.
 """
 
 from __future__ import annotations
@@ -35,6 +52,18 @@ from transformers import Trainer, TrainingArguments
 from negrl.losses import prm_step_loss
 from negrl.records import Problem, Rollout, StepLabels, problems_by_id
 from negrl.steps.consensus import first_error_of
+from negrl.steps.prm_formats import (
+    FAMILY_DEFAULTS,
+    PRMFormat,
+    config_architectures,
+    detect_family,
+    encode_spans,
+    format_meta,
+    layout,
+    load_step_head,
+    make_format,
+    step_probabilities,
+)
 from negrl.steps.segment import segment
 from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 from negrl.trainers.resume import train_resuming
@@ -74,16 +103,8 @@ def label_token_ids(tokenizer: Any, positive: str, negative: str) -> tuple[int, 
 
 def encode_steps(tokenizer: Any, prompt: str, steps: Sequence[str], max_length: int) -> tuple[list[int], list[int]]:
     """Token ids of ``prompt + "".join(steps)`` and, per step, the index of its last token (-1 if cut off)."""
-    text = prompt + "".join(steps)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"][:max_length], enc["offset_mapping"][:max_length]
-    covered = len(text) if len(enc["input_ids"]) <= max_length else (offsets[-1][1] if offsets else 0)
-    positions, end = [], len(prompt)
-    for step in steps:
-        start, end = end, end + len(step)
-        inside = [t for t, (a, _) in enumerate(offsets) if start <= a < end]
-        positions.append(inside[-1] if inside and covered >= end else -1)
-    return ids, positions
+    text, spans = layout(FAMILY_DEFAULTS["negrl"], tokenizer, prompt, steps)
+    return encode_spans(tokenizer, text, spans, max_length)
 
 
 def tokenize_row(row: dict[str, Any], tokenizer: Any, max_length: int) -> dict[str, Any]:
@@ -202,20 +223,36 @@ def prm_rows(problems: Sequence[Problem], step_labels: Sequence[StepLabels], sof
 
 
 class PRMScorer:
-    """Per-step ``P(correct)`` of new rollouts; thresholded at λ into ``StepLabels(source="prm")``."""
+    """Per-step ``P(correct)`` of new rollouts from a PRM of any family (``negrl.steps.prm_formats``); thresholded
+    at λ into ``StepLabels(source="prm")``.
+
+    ``fmt`` says how the PRM reads a rollout (default: negrl's own family with ``positive_token`` /
+    ``negative_token``); ``PRMScorer.from_pretrained`` builds it from ``prm.json``, the model's config and options.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, threshold: float = 0.5, positive_token: str = "+",
-                 negative_token: str = "-", batch_size: int = 32, max_length: int = 512) -> None:
+                 negative_token: str = "-", batch_size: int = 32, max_length: int = 512,
+                 fmt: PRMFormat | None = None) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.threshold, self.batch_size, self.max_length = threshold, batch_size, max_length
-        self.positive_token, self.negative_token = positive_token, negative_token
-        self.label_ids = label_token_ids(tokenizer, positive_token, negative_token)
+        self.format = fmt or PRMFormat(positive_token=positive_token, negative_token=negative_token)
+        self.positive_token, self.negative_token = self.format.positive_token, self.format.negative_token
+        self.label_ids = (label_token_ids(tokenizer, self.positive_token, self.negative_token)
+                          if self.format.reads_label_tokens else None)
 
     @classmethod
     def from_trainer(cls, trainer: PRMTrainer, threshold: float | None = None) -> PRMScorer:
         a = trainer.args
         return cls(trainer.model, trainer.processing_class, a.threshold if threshold is None else threshold,
                    a.positive_token, a.negative_token, max_length=a.max_length)
+
+    def encode(self, prompt: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Token ids the PRM reads for one rollout and, per step, the position its score is read at (-1: cut off)."""
+        fmt = self.format
+        text, spans = layout(fmt, self.tokenizer, prompt, list(steps))
+        return encode_spans(self.tokenizer, text, spans, self.max_length,
+                            add_special_tokens=fmt.add_special_tokens and not fmt.chat_template,
+                            exact_end=fmt.family != "negrl")
 
     @torch.no_grad()
     def score(self, prompts: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list[list[float | None]]:
@@ -224,18 +261,18 @@ class PRMScorer:
         self.model.eval()
         out: list[list[float | None]] = []
         pad = self.tokenizer.pad_token_id
+        device = next(self.model.parameters()).device
         for b in range(0, len(prompts), self.batch_size):
             feats, positions = [], []
             for prompt, steps in zip(prompts[b : b + self.batch_size], step_lists[b : b + self.batch_size]):
-                ids, pos = encode_steps(self.tokenizer, prompt, list(steps), self.max_length)
+                ids, pos = self.encode(prompt, steps)
                 feats.append({"input_ids": ids, "step_targets": [IGNORE] * len(ids)})
                 positions.append(pos)
-            batch = collate(feats, pad)
-            device = next(self.model.parameters()).device
-            logits = self.model(input_ids=batch["input_ids"].to(device),
-                                attention_mask=batch["attention_mask"].to(device)).logits  # (B, T, V)
-            margin = (logits[..., self.label_ids[0]] - logits[..., self.label_ids[1]]).float()  # (B, T)
-            probs = torch.sigmoid(margin).cpu()
+            batch = collate(feats, pad)  # right padding: the read positions stay where they are
+            result = self.model(input_ids=batch["input_ids"].to(device),
+                                attention_mask=batch["attention_mask"].to(device))
+            logits = result.logits if hasattr(result, "logits") else result[0]  # (B, T, V) or (B, T, C)
+            probs = step_probabilities(self.format, logits, self.label_ids).cpu()  # (B, T)
             out.extend([None if p < 0 else float(probs[i, p]) for p in pos] for i, pos in enumerate(positions))
         self.model.train(was_training)
         return out
@@ -254,30 +291,55 @@ class PRMScorer:
         return out
 
     def save_pretrained(self, output_dir: str | os.PathLike) -> None:
-        """A plain model directory (LoRA merged into a copy) plus ``prm.json``."""
+        """A plain model directory (LoRA merged into a copy) plus ``prm.json`` (threshold, length cap, format)."""
         from negrl.modeling import save_policy
 
         model = self.model
         if hasattr(model, "merge_and_unload"):
             model = copy.deepcopy(model).merge_and_unload()
-        save_policy(model, self.tokenizer, output_dir)
-        meta = {"positive_token": self.positive_token, "negative_token": self.negative_token,
-                "threshold": self.threshold, "max_length": self.max_length}
+        if self.format.family == "step_head":
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(output_dir)
+            self.tokenizer.save_pretrained(output_dir)
+        else:
+            save_policy(model, self.tokenizer, output_dir)
+        meta = {**format_meta(self.format), "threshold": self.threshold, "max_length": self.max_length}
         (Path(output_dir) / PRM_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, threshold: float | None = None, device: str | None = None,
-                        batch_size: int = 32) -> PRMScorer:
-        from negrl.modeling import load_policy
+                        batch_size: int = 32, family: str | None = None, max_length: int | None = None,
+                        **options: Any) -> PRMScorer:
+        """Load a PRM of any family: a directory or hub id.
 
-        meta_path = Path(path) / PRM_FILE
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"PRM {str(path)!r}: no such directory (expected a PRMScorer.save_pretrained one)")
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path} is missing: not a PRM saved by PRMScorer.save_pretrained")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        model, tok = load_policy(str(path), device=device)
-        return cls(model, tok, meta["threshold"] if threshold is None else threshold, meta["positive_token"],
-                   meta["negative_token"], batch_size=batch_size, max_length=meta["max_length"])
+        The family is ``family`` if given, else ``prm.json``'s (negrl's own directories: ``"negrl"``), else
+        ``"step_head"`` for a ``*ForProcessRewardModel`` architecture; anything else is an error that says to pass
+        ``family``. ``options`` are ``PRMFormat`` fields (e.g. ``separator``, ``trust_remote_code``) over the
+        family's defaults and ``prm.json``; ``threshold`` / ``max_length`` default to ``prm.json``'s, else 0.5 / 4096.
+        """
+        from negrl.modeling import check_local_model_path, load_policy
+
+        name = str(path)
+        if not Path(name).expanduser().is_dir():
+            check_local_model_path(name)  # a path-like name that is no directory: "no such directory"
+        meta_path = Path(name) / PRM_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
+        archs = [] if meta is not None else config_architectures(name)
+        fam = family or detect_family(meta, archs)
+        if fam is None:
+            raise ValueError(
+                f"PRM {name!r}: no {PRM_FILE} (not saved by PRMScorer.save_pretrained) and its config.json "
+                f"architectures {archs} are no step-separator reward model (*ForProcessRewardModel); pass "
+                "family='step_tag' for a Math-Shepherd-style '+'/'-' token PRM or family='step_head' for a reward "
+                "head read at a separator token (negrl.steps.prm_formats)")
+        saved = {k: v for k, v in (meta or {}).items() if k not in ("family", "threshold", "max_length")}
+        fmt = make_format(fam, {**saved, **options}, where=f"PRM {name!r}")
+        if fmt.family == "step_head":
+            model, tok = load_step_head(name, fmt, device=device)
+        else:
+            model, tok = load_policy(name, device=device, trust_remote_code=fmt.trust_remote_code)
+        meta = meta or {}
+        return cls(model, tok, meta.get("threshold", 0.5) if threshold is None else threshold,
+                   batch_size=batch_size, max_length=max_length or meta.get("max_length", 4096), fmt=fmt)
 
     load = from_pretrained  # short alias

@@ -6,7 +6,9 @@
 Sources:
 
 - ``mc``: Monte-Carlo values of step prefixes with ``model`` as the rollout policy (``negrl.steps.monte_carlo``);
-- ``prm``: a PRM saved by ``PRMScorer.save_pretrained`` (``prm_model``), thresholded at ``prm_threshold``;
+- ``prm``: a PRM (``prm_model``: saved by ``PRMScorer.save_pretrained``, or an off-the-shelf one such as
+  Qwen2.5-Math-PRM or a Math-Shepherd PRM with ``prm_options``, see ``negrl.steps.prm``), thresholded at
+  ``prm_threshold``;
 - ``judge``: an LLM judge: ``judge_url`` (OpenAI-compatible endpoint), else ``judge_model`` (a directory, hub id or
   ``"smollm2"``), else ``model`` itself;
 - ``oracle``: the exact step checker of the embedded tasks (ablations only: real tasks have none);
@@ -40,7 +42,9 @@ class LabelSettings:
     Attributes:
         segment_rule: ``negrl.steps.segment`` rule for the prm / judge / oracle sources (``mc`` has its own).
         mc: ``MonteCarloConfig`` of the ``mc`` source (default ``MonteCarloConfig(segment_rule=segment_rule)``).
-        prm_model / prm_threshold: the PRM directory and λ (``None``: the threshold saved with the PRM).
+        prm_model / prm_threshold: the PRM directory or hub id and λ (``None``: the threshold saved with the PRM).
+        prm_options: keyword options of ``PRMScorer.from_pretrained`` (``family``, ``PRMFormat`` fields such as
+            ``trust_remote_code``); part of the stage key only when given.
         judge_model / judge_url / judge_max_new_tokens: the judge (see the module docstring); ``None`` tokens =
             ``LLMJudge``'s default.
         consensus_sources / consensus_rule: what ``consensus`` combines, and how.
@@ -50,6 +54,7 @@ class LabelSettings:
     mc: Any = None
     prm_model: str | None = None
     prm_threshold: float | None = None
+    prm_options: dict[str, Any] | None = None
     judge_model: str | None = None
     judge_url: str | None = None
     judge_max_new_tokens: int | None = None
@@ -85,9 +90,9 @@ def _prm(problems, rollouts, verdicts, s: LabelSettings, model, tokenizer, mc_di
     from negrl.steps.prm import PRMScorer
 
     if not s.prm_model:
-        raise ValueError("label source 'prm' needs prm_model (a directory written by PRMScorer.save_pretrained)")
-    return PRMScorer.from_pretrained(s.prm_model, threshold=s.prm_threshold).label(problems, rollouts,
-                                                                                  rule=s.segment_rule)
+        raise ValueError("label source 'prm' needs prm_model (a PRMScorer.save_pretrained directory or a PRM id)")
+    scorer = PRMScorer.from_pretrained(s.prm_model, threshold=s.prm_threshold, **(s.prm_options or {}))
+    return scorer.label(problems, rollouts, rule=s.segment_rule)
 
 
 def _judge(problems, rollouts, verdicts, s: LabelSettings, model, tokenizer, mc_dir) -> list[StepLabels]:
@@ -120,6 +125,8 @@ def source_settings(source: str, settings: LabelSettings, rollouts: Sequence[Rol
                                "use_chat_template": mc.use_chat_template}
     elif source == "prm":
         own = {"prm_model": s.prm_model, "prm_threshold": s.prm_threshold}
+        if s.prm_options:  # absent otherwise, so the keys of existing label stages stay as they were
+            own["prm_options"] = dict(s.prm_options)
     elif source == "judge":
         own = {"judge_model": s.judge_model or "<the policy>"}
         if s.judge_url:
