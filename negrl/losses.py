@@ -194,7 +194,7 @@ def likra_head_weights(mode: str, w: float = 1.0) -> dict[str, float]:
 
 
 def likra_scores(
-    logps: dict[str, torch.Tensor], mode: str = "likra", w: float = 1.0, byte_lengths: torch.Tensor | None = None
+    logps: dict[str, torch.Tensor], mode: str = "likra", w: float = 1.0, lengths: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Combine per-candidate answer log-likelihoods of the heads into Likra scores.
 
@@ -202,8 +202,8 @@ def likra_scores(
         logps: head name → summed log p(answer | question) per candidate, each ``(N,)``.
         mode: One of ``LIKRA_MODES`` (see ``likra_head_weights``).
         w: Weight of the subtracted head (the paper's ``-w₋``; default 1).
-        byte_lengths: ``(N,)`` UTF-8 byte lengths of the candidates; when given, the score is divided by them
-            (lm-eval's ``acc_norm``).
+        lengths: ``(N,)`` lengths of the candidates; when given, the score is divided by them (``acc_norm``; which
+            length is ``negrl.likra.scoring.option_lengths``'s choice).
 
     Returns:
         ``(N,)`` scores; the prediction for a question is the argmax over its candidates.
@@ -213,8 +213,8 @@ def likra_scores(
     if missing:
         raise ValueError(f"mode {mode!r} needs head(s) {sorted(missing)}; got {sorted(logps)}")
     score = sum(c * logps[h] for h, c in weights.items())  # (N,)
-    if byte_lengths is not None:
-        score = score / byte_lengths.clamp(min=1).to(score.dtype)
+    if lengths is not None:
+        score = score / lengths.clamp(min=1).to(score.dtype)
     return score  # type: ignore[return-value]
 
 

@@ -54,7 +54,7 @@ def test_likra_scores_byte_normalisation():
     assert likra_scores(LOGPS, "likra", 1.0, lengths).tolist() == pytest.approx([-0.5, 0.25, -0.5])
     # normalisation changes the winner: raw pos picks index 2, per-byte pos picks index 0 (-1.0 vs -0.75 vs -1.0)
     assert choice_predictions(likra_scores(LOGPS, "sft"), [3]).tolist() == [2]
-    assert choice_predictions(likra_scores(LOGPS, "sft", byte_lengths=torch.tensor([4.0, 4.0, 1.0])), [3]).tolist() == [0]
+    assert choice_predictions(likra_scores(LOGPS, "sft", lengths=torch.tensor([4.0, 4.0, 1.0])), [3]).tolist() == [0]
 
 
 def test_likra_scores_errors():
@@ -65,12 +65,43 @@ def test_likra_scores_errors():
 
 
 def test_choice_logprobs_accuracy():
-    cl = ChoiceLogprobs(logps=LOGPS, byte_lengths=torch.tensor([1.0, 1.0, 1.0]), group_sizes=[2, 1], gold=[1, 0])
+    cl = ChoiceLogprobs(logps=LOGPS, byte_lengths=torch.tensor([1.0, 1.0, 1.0]), group_sizes=[2, 1], gold=[1, 0],
+                        char_lengths=torch.tensor([1.0, 1.0, 1.0]))
     # likra: [-1, 1 | -0.5] → picks 1 and 0 → 2/2; sft: [-2, -3 | -1] → picks 0 → 1/2
     assert cl.accuracy("likra") == 1.0
     assert cl.accuracy("sft") == 0.5
     modes = {r["mode"] for r in cl.metrics(ws=(0.5, 1.0))}
     assert modes == {"likra", "sft", "base_likra", "pos_base", "base"}
+
+
+def test_acc_norm_default_is_lm_evals_characters_without_the_delimiter(tiny_model, char_tokenizer):
+    """lm-eval scores " " + option but divides by len(option); negrl's earlier bytes of " " + option flip this."""
+    from negrl.likra.scoring import option_lengths, score_choices
+
+    conts = [" no", " maybe"]
+    assert option_lengths(conts).tolist() == [2.0, 5.0]  # characters, delimiter excluded (the default)
+    assert option_lengths(conts, "bytes").tolist() == [3.0, 6.0]  # UTF-8 bytes of the scored continuation
+    assert option_lengths([" café"]).tolist() == [4.0] and option_lengths([" café"], "bytes").tolist() == [6.0]
+    assert option_lengths(["Answer: 3"], answer_prefix="").tolist() == [9.0]
+    with pytest.raises(ValueError, match="unknown length_norm"):
+        option_lengths(conts, "tokens")
+    # log-likelihoods -3 (" no") and -7 (" maybe"), gold " maybe":
+    #   chars: -3/2 = -1.5  < -7/5 = -1.4   → " maybe" (right)
+    #   bytes: -3/3 = -1.0  > -7/6 ≈ -1.167 → " no"    (wrong)
+    cl = ChoiceLogprobs(logps={"base": torch.tensor([-3.0, -7.0])}, byte_lengths=option_lengths(conts, "bytes"),
+                        group_sizes=[2], gold=[1], char_lengths=option_lengths(conts))
+    assert cl.accuracy("base", normalise=True) == 1.0
+    assert cl.accuracy("base", normalise=True, length_norm="bytes") == 0.0
+    assert cl.accuracy("base") == 0.0  # unnormalised: -3 > -7 picks " no"
+    assert cl.metrics(modes=("base",))[0]["acc_norm"] == 1.0
+    assert cl.metrics(modes=("base",), length_norm="bytes")[0]["acc_norm"] == 0.0
+    old = ChoiceLogprobs(logps=cl.logps, byte_lengths=cl.byte_lengths, group_sizes=[2], gold=[1])  # an old cache
+    with pytest.raises(ValueError, match="no char_lengths"):
+        old.accuracy("base", normalise=True)
+    # score_choices records both normalisers of the real options
+    problem = Problem(problem_id="q", domain="choice", prompt="Q: ok?\nA:", answer="B", choices=["no", "maybe"])
+    scored = score_choices(tiny_model, char_tokenizer, [problem], heads=("base",), show_progress=False)
+    assert scored.char_lengths.tolist() == [2.0, 5.0] and scored.byte_lengths.tolist() == [3.0, 6.0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -135,7 +166,7 @@ def test_answer_logprobs_match_per_head_forward(two_heads, char_tokenizer):
         weights = likra_head_weights(mode, w)
         raw = [sum(c * float(lp[h][i]) for h, c in weights.items()) for i in range(2)]
         assert score(two_heads, char_tokenizer, prompts[0], cands, mode, w)[0] == pytest.approx(raw, abs=1e-4)
-        norm = [raw[0] / 9, raw[1] / 10]  # UTF-8 bytes of "Answer: 3" and "Answer: 4x"
+        norm = [raw[0] / 9, raw[1] / 10]  # characters of "Answer: 3" and "Answer: 4x" (no delimiter)
         assert score(two_heads, char_tokenizer, [prompts[0]], [cands], mode, w, normalise=True)[0] == pytest.approx(
             norm, abs=1e-4
         )

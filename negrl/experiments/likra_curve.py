@@ -165,7 +165,8 @@ def combine(output_dir: str | Path, pos_n: int | None, neg_n: int | None) -> Cho
         logps["pos"] = _load_cached(cache / f"pos_n{pos_n}.pt").logps["pos"]
     if neg_n is not None:
         logps["neg"] = _load_cached(cache / f"neg_n{neg_n}.pt").logps["neg"]
-    return ChoiceLogprobs(logps=logps, byte_lengths=base.byte_lengths, group_sizes=base.group_sizes, gold=base.gold)
+    return ChoiceLogprobs(logps=logps, byte_lengths=base.byte_lengths, group_sizes=base.group_sizes, gold=base.gold,
+                          char_lengths=base.char_lengths)
 
 
 def _cached_points(output_dir: str | Path, head: str) -> list[int]:

@@ -2,8 +2,18 @@
 
 ``answer_logprobs`` runs each batch once through the ``PeftModel`` with peft's mixed-adapter batching
 (``adapter_names=["pos", ..., "neg", ..., "__base__", ...]``), so the positive head, the negative head and the bare
-base (adapters disabled) are scored together. The score arithmetic (pos − w·neg, the modes, acc_norm's byte-length
+base (adapters disabled) are scored together. The score arithmetic (pos − w·neg, the modes, acc_norm's length
 normalisation) is the pure function ``negrl.losses.likra_scores``.
+
+``acc_norm`` divides each option's score by its length; ``length_norm`` says which length (``option_lengths``):
+
+- ``"chars"`` (default; the lm-evaluation-harness convention the Likra paper reports): the option's character count
+  *without* the leading delimiter (``answer_prefix``, ``" "`` for ARC): lm-eval scores ``" " + option`` but divides
+  by ``len(option)``;
+- ``"bytes"``: the UTF-8 bytes of the scored continuation ``answer_prefix + option`` (negrl's earlier behaviour).
+
+The two can pick different options (a short option gains more from the extra delimiter unit under ``"bytes"``, and
+non-ASCII text counts more bytes than characters).
 
 Sequences are prompt ids + answer ids (``negrl.likra.heads.tokenize_pairs``, lm-eval's convention), so the
 log-likelihood is summed over exactly the answer tokens the heads were trained on.
@@ -93,9 +103,29 @@ def answer_logprobs(
     return out
 
 
+LENGTH_NORMS = ("chars", "bytes")
+DEFAULT_LENGTH_NORM = "chars"  # lm-eval's acc_norm, which the Likra paper reports
+
+
 def byte_lengths(answers: Sequence[str]) -> torch.Tensor:
-    """UTF-8 byte length of each answer, ``(N,)`` — lm-eval's ``acc_norm`` normaliser."""
+    """UTF-8 byte length of each answer, ``(N,)`` (the ``"bytes"`` normaliser; also Likra reranking's)."""
     return torch.tensor([len(a.encode("utf-8")) for a in answers], dtype=torch.float32)
+
+
+def option_lengths(continuations: Sequence[str], length_norm: str = DEFAULT_LENGTH_NORM,
+                   answer_prefix: str = " ") -> torch.Tensor:
+    """``(N,)`` ``acc_norm`` normaliser of each scored continuation (see the module docstring).
+
+    ``"chars"``: characters of the option, i.e. the continuation without a leading ``answer_prefix``;
+    ``"bytes"``: UTF-8 bytes of the whole continuation.
+    """
+    if length_norm == "bytes":
+        return byte_lengths(continuations)
+    if length_norm != "chars":
+        raise ValueError(f"unknown length_norm {length_norm!r}; expected one of {list(LENGTH_NORMS)}")
+    cut = len(answer_prefix)
+    return torch.tensor([len(c[cut:] if cut and c.startswith(answer_prefix) else c) for c in continuations],
+                        dtype=torch.float32)
 
 
 def score(
@@ -107,11 +137,14 @@ def score(
     w: float = 1.0,
     normalise: bool = False,
     batch_size: int = 8,
+    length_norm: str = DEFAULT_LENGTH_NORM,
+    answer_prefix: str = " ",
 ) -> list[list[float]]:
     """Likra scores of each question's candidates: log p_pos(a|q) − w·log p_neg(a|q) (or another mode).
 
     ``questions`` is one prompt with a flat list of candidates, or a list of prompts with one list each. With
-    ``normalise`` the score is divided by the candidate's UTF-8 byte length (``acc_norm``).
+    ``normalise`` the score is divided by ``option_lengths(candidates, length_norm, answer_prefix)`` (``acc_norm``;
+    default: characters without a leading ``answer_prefix``, lm-eval's convention).
     """
     if isinstance(questions, str):
         questions, candidates = [questions], [candidates]  # type: ignore[list-item]
@@ -122,7 +155,8 @@ def score(
     answers = [a for g in groups for a in g]
     heads = sorted(likra_head_weights(mode, w))
     logps = answer_logprobs(model, tokenizer, prompts, answers, heads=heads, batch_size=batch_size)
-    flat = likra_scores(logps, mode, w, byte_lengths(answers) if normalise else None).tolist()
+    lengths = option_lengths(answers, length_norm, answer_prefix) if normalise else None
+    flat = likra_scores(logps, mode, w, lengths).tolist()
     out, k = [], 0
     for g in groups:
         out.append(flat[k : k + len(g)])
@@ -136,29 +170,47 @@ class ChoiceLogprobs:
 
     Attributes:
         logps: head → ``(ΣK,)`` summed answer log-likelihoods.
-        byte_lengths: ``(ΣK,)`` UTF-8 byte lengths of the candidate continuations.
+        byte_lengths: ``(ΣK,)`` UTF-8 byte lengths of the candidate continuations (``length_norm="bytes"``).
         group_sizes: Candidates per question.
         gold: Index of the gold candidate per question.
+        char_lengths: ``(ΣK,)`` character lengths of the options without the answer prefix
+            (``length_norm="chars"``, lm-eval's ``acc_norm``); ``None`` in files scored before it existed.
     """
 
     logps: dict[str, torch.Tensor]
     byte_lengths: torch.Tensor
     group_sizes: list[int]
     gold: list[int]
+    char_lengths: torch.Tensor | None = None
 
-    def accuracy(self, mode: str, w: float = 1.0, normalise: bool = False) -> float:
-        s = likra_scores(self.logps, mode, w, self.byte_lengths if normalise else None)
+    def lengths(self, length_norm: str = DEFAULT_LENGTH_NORM) -> torch.Tensor:
+        """The ``acc_norm`` normaliser of every candidate under ``length_norm`` (see the module docstring)."""
+        if length_norm == "bytes":
+            return self.byte_lengths
+        if length_norm != "chars":
+            raise ValueError(f"unknown length_norm {length_norm!r}; expected one of {list(LENGTH_NORMS)}")
+        if self.char_lengths is None:
+            raise ValueError("these ChoiceLogprobs have no char_lengths (scored before they were recorded): rescore "
+                             "them with score_choices, or use length_norm='bytes'")
+        return self.char_lengths
+
+    def accuracy(self, mode: str, w: float = 1.0, normalise: bool = False,
+                 length_norm: str = DEFAULT_LENGTH_NORM) -> float:
+        s = likra_scores(self.logps, mode, w, self.lengths(length_norm) if normalise else None)
         pred = choice_predictions(s, self.group_sizes)
         return float((pred == torch.tensor(self.gold)).float().mean())
 
-    def metrics(self, modes: Sequence[str] = LIKRA_MODES, ws: Sequence[float] = (1.0,)) -> list[dict[str, float | str]]:
-        """``[{mode, w, acc, acc_norm}]`` for every mode whose heads were scored, and every ``w``."""
+    def metrics(self, modes: Sequence[str] = LIKRA_MODES, ws: Sequence[float] = (1.0,),
+                length_norm: str = DEFAULT_LENGTH_NORM) -> list[dict[str, float | str]]:
+        """``[{mode, w, acc, acc_norm}]`` for every mode whose heads were scored, and every ``w``; ``acc_norm``
+        normalised by ``length_norm`` (default: lm-eval's characters without the delimiter)."""
         rows: list[dict[str, float | str]] = []
         for mode in modes:
             if set(likra_head_weights(mode)) - set(self.logps):
                 continue
             for w in ws if mode not in ("sft", "base") else (1.0,):
-                rows.append({"mode": mode, "w": w, "acc": self.accuracy(mode, w), "acc_norm": self.accuracy(mode, w, True)})
+                rows.append({"mode": mode, "w": w, "acc": self.accuracy(mode, w),
+                             "acc_norm": self.accuracy(mode, w, True, length_norm)})
         return rows
 
 
@@ -196,4 +248,5 @@ def score_choices(
         sizes.append(len(conts))
         gold.append(gold_index(p))
     logps = answer_logprobs(model, tokenizer, prompts, answers, heads, batch_size, show_progress)
-    return ChoiceLogprobs(logps=logps, byte_lengths=byte_lengths(answers), group_sizes=sizes, gold=gold)
+    return ChoiceLogprobs(logps=logps, byte_lengths=byte_lengths(answers), group_sizes=sizes, gold=gold,
+                          char_lengths=option_lengths(answers, "chars", answer_prefix))
