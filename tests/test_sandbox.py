@@ -160,6 +160,20 @@ ATTACKS = [
             while True:
                 pass
     """),
+    Attack("cheap-to-send, slow-to-decode replies (to look like load)", """
+        import json, os, sys
+        blob = json.dumps(["ok", ["l", [["i", "0x1"]] * 1_000_000]]).encode()
+        frame = sys._getframe()
+        while frame is not None and "worker_main" not in frame.f_globals:
+            frame = frame.f_back
+        harness = frame.f_globals
+        def fast_send(fd, obj, _first=[True]):
+            data = json.dumps(obj).encode() if _first[0] else blob
+            _first[0] = False
+            os.write(fd, len(data).to_bytes(8, "big") + data)
+        harness["send"] = fast_send
+        def add(a, b): return None
+    """, cases=tuple(["assert add(1, 2) == 3"] * 40)),
     Attack("os._exit(0) before the tests", "import os\nos._exit(0)\n"),
     Attack("sys.exit(0) before the tests", "import sys\nsys.exit(0)\n"),
     Attack("atexit / signal handlers / __del__", """

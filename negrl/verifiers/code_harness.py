@@ -417,8 +417,15 @@ class Channel:
                 raise Timeout(None, f"could not verify: {now - self.start:.0f} s of real time on a loaded machine "
                                     f"({own:.1f} s of the program's own time, {cpu:.1f} s CPU)")  # fmt: skip
 
-    def receive(self):
-        return recv(self.rfd, self.wait)
+    def receive(self, decoder=None):
+        """The next message (``decoder`` applied); the time spent reading and decoding it, on top of waiting, is
+        charged to the program too: replies made to be slow to decode cannot push the run into "could not verify"."""
+        t0, own0 = time.monotonic(), self.own
+        msg = recv(self.rfd, self.wait)
+        if decoder is not None:
+            msg = decoder(msg)
+        self.own += max(0.0, (time.monotonic() - t0) - (self.own - own0))
+        return msg
 
     def send(self, msg) -> None:
         """Non-blocking: a worker that stops reading cannot block the judge past its deadlines."""
@@ -435,18 +442,25 @@ class Channel:
 
     def op(self, name: str, ref: int, *args):
         self.send([name, ref, *[encode(a, _handle_ref, lenient=False) for a in args]])
-        reply = self.receive()
-        if type(reply) is not list or not reply or type(reply[0]) is not str:
-            raise ProtocolError("malformed reply")
-        if reply[0] == "ok" and len(reply) == 2:
-            return decode(reply[1], lambda n: Remote(self, n))
-        if reply[0] == "stop" and len(reply) == 1:
+        reply = self.receive(self._decode_reply)
+        if reply[0] == "ok":
+            return reply[1]
+        if reply[0] == "stop":
             raise StopIteration
         if reply[0] == "raise" and len(reply) == 3 and all(type(s) is str for s in reply[1:]):
             exc = getattr(builtins, reply[1], None)
             if isinstance(exc, type) and issubclass(exc, Exception) and not issubclass(exc, StopIteration):
                 raise exc(reply[2][len(reply[1]) + 2 :] if reply[2].startswith(reply[1] + ": ") else "")
             raise RemoteError(reply[2])
+        raise ProtocolError("malformed reply")
+
+    def _decode_reply(self, reply) -> list:
+        if type(reply) is not list or not reply or type(reply[0]) is not str:
+            raise ProtocolError("malformed reply")
+        if reply[0] == "ok" and len(reply) == 2:
+            return ["ok", decode(reply[1], lambda n: Remote(self, n))]
+        if (reply[0] == "stop" and len(reply) == 1) or (reply[0] == "raise" and len(reply) == 3):
+            return reply
         raise ProtocolError("malformed reply")
 
 
