@@ -11,7 +11,10 @@
   steps (trailing whitespace dropped), each followed by ``<extra_0>``.
 - ``"step_tag"`` (Math-Shepherd style): a causal LM; a tag (``separator``, ``" ки"``) is appended to every step
   (before its trailing newline) and the score is the softmax of the LM logits of ``"+"`` vs ``"-"`` at the tag,
-  i.e. ``sigmoid(logit["+"] − logit["-"])``; input ``question + " " + steps`` with the tokenizer's BOS.
+  i.e. ``sigmoid(logit["+"] − logit["-"])``; input ``question + " " + steps`` with the tokenizer's BOS. The label
+  tokens are the single tokens ``tokenizer("+")`` / ``tokenizer("-")`` encode to (``label_token_ids``); Math-Shepherd's
+  model card takes ``tokenizer.encode("+ -")[1:]`` instead, so check that the two give the same ids for a new
+  checkpoint (``positive_token`` / ``negative_token`` otherwise).
 
 For the two external families the read token must be the separator's last token and end exactly where the separator
 ends; a tokenizer that merges the separator with the following text is reported (``ValueError``) instead of read at
