@@ -359,7 +359,7 @@ class Channel:
         self.rfd, self.wfd, self.worker_pid, self.worker_uid = rfd, wfd, worker_pid, worker_uid
         self.wall_s, self.cpu_s, self.max_wall_s = wall_s, cpu_s, max_wall_s
         os.set_blocking(wfd, False)
-        self.start, self.own = time.monotonic(), 0.0
+        self.start, self.own, self.waited = time.monotonic(), 0.0, 0.0  # waited: real time spent in wait()
 
     def _worker_stats(self) -> tuple[float, float]:
         """(seconds the worker's main process spent runnable but waiting for a CPU, CPU seconds of all the worker
@@ -390,7 +390,13 @@ class Channel:
         runnable but had no CPU (machine load). Its CPU time (all its processes) is bounded by ``cpu_s``: load it
         causes itself (busy threads or children) is its own.
         """
-        fd = self.rfd if fd is None else fd
+        t0 = time.monotonic()
+        try:
+            self._wait(self.rfd if fd is None else fd, write)
+        finally:
+            self.waited += time.monotonic() - t0
+
+    def _wait(self, fd: int, write: bool) -> None:
         sets = ([], [fd], []) if write else ([fd], [], [])
         t0 = time.monotonic()
         if any(select.select(*sets, 0.05)):
@@ -420,11 +426,11 @@ class Channel:
     def receive(self, decoder=None):
         """The next message (``decoder`` applied); the time spent reading and decoding it, on top of waiting, is
         charged to the program too: replies made to be slow to decode cannot push the run into "could not verify"."""
-        t0, own0 = time.monotonic(), self.own
+        t0, waited0 = time.monotonic(), self.waited
         msg = recv(self.rfd, self.wait)
         if decoder is not None:
             msg = decoder(msg)
-        self.own += max(0.0, (time.monotonic() - t0) - (self.own - own0))
+        self.own += max(0.0, (time.monotonic() - t0) - (self.waited - waited0))
         return msg
 
     def send(self, msg) -> None:
