@@ -183,6 +183,9 @@ def test_from_pretrained_selects_the_family(bpe_tokenizer, step_head_model, step
     again = PRMScorer.from_pretrained(tmp_path / "head_saved", device="cpu")
     assert again.format == loaded.format and again.score([QUESTION], [QWEN_STEPS])[0] == pytest.approx(ref, abs=1e-5)
 
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OSError, match="config.json"):  # neither prm.json nor a model config: transformers says so
+        PRMScorer.from_pretrained(tmp_path / "empty", device="cpu")
     with pytest.raises(ValueError, match="unknown PRM format field"):
         PRMScorer.from_pretrained(head, device="cpu", family="step_head", seperator="<extra_0>")
     with pytest.raises(ValueError, match="unknown PRM family"):

@@ -106,12 +106,13 @@ def format_meta(fmt: PRMFormat) -> dict[str, Any]:
 
 
 def config_architectures(name: str) -> list[str]:
-    """``architectures`` of a model directory's or hub id's ``config.json`` (read as JSON: no remote code runs)."""
+    """``architectures`` of a model directory's or hub id's ``config.json`` (read as JSON: no remote code runs);
+    ``OSError`` from transformers when there is none (e.g. a hub id not in the local cache while offline)."""
     from transformers.utils import cached_file
 
-    path = cached_file(name, "config.json", _raise_exceptions_for_missing_entries=False)
-    if path is None:
-        return []
+    path = cached_file(name, "config.json")
+    if path is None:  # a local directory without one
+        raise OSError(f"{name!r} has no config.json: not a model directory")
     return list(json.loads(Path(path).read_text(encoding="utf-8")).get("architectures") or [])
 
 
