@@ -216,3 +216,19 @@ def test_prm_options_enter_the_label_stage_key_only_when_given():
     assert "prm_options" not in plain
     keyed = source_settings("prm", LabelSettings(prm_model="m", prm_options={"family": "step_tag"}), r)
     assert keyed == {**plain, "prm_options": {"family": "step_tag"}}
+
+
+def test_label_source_prm_reads_an_off_the_shelf_prm_with_prm_options(bpe_tokenizer, step_tag_model, tmp_path):
+    from negrl.modeling import save_policy
+    from negrl.steps.sources import LabelSettings, label_steps
+
+    save_policy(step_tag_model, bpe_tokenizer, tmp_path / "shepherd")
+    problem = Problem(problem_id="p", domain="math", prompt=QUESTION, answer="12")
+    rollout = Rollout(rollout_id="p#0", problem_id="p", completion="".join(SHEPHERD_STEPS))
+    settings = LabelSettings(segment_rule="step_markers", prm_model=str(tmp_path / "shepherd"),
+                             prm_options={"family": "step_tag"})
+    (lab,) = label_steps("prm", [problem], [rollout], None, settings, cache_dir=tmp_path / "labels")
+    output = "Step 1: 1+2=3 ки\nStep 2: 3*4=12 ки\nStep 3: The answer is 12 ки"
+    assert [s.text for s in lab.steps] == SHEPHERD_STEPS
+    assert lab.values == pytest.approx(_shepherd_reference(step_tag_model, bpe_tokenizer, QUESTION, output)[0],
+                                       abs=1e-5)
