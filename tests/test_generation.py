@@ -80,8 +80,8 @@ def test_format_prompt_and_config_validation(char_tokenizer) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_vllm_backend_matches_the_interface(tmp_path, char_tokenizer) -> None:
     pytest.importorskip("vllm")
-    from negrl.modeling import build_tiny_llama, save_policy
     from negrl.generation.vllm import load_vllm
+    from negrl.modeling import build_tiny_llama, save_policy
 
     model = build_tiny_llama(hidden_size=128, num_layers=2, num_heads=2, seed=0)  # head_dim 64: every attention backend
     save_policy(model, char_tokenizer, tmp_path)

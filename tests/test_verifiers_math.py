@@ -13,8 +13,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import pytest
 
 from negrl.records import Problem
-from negrl.verifiers import verify
 from negrl.verifiers import math as math_verifier
+from negrl.verifiers import verify
 from negrl.verifiers.math import base_number, extract_answer, last_boxed, normalize, split_unit, too_costly
 
 

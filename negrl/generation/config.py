@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
-Prompt = Union[str, list[int]]
+Prompt = str | list[int]
 BACKENDS = ("hf", "vllm")
 
 

@@ -410,8 +410,9 @@ def _label_unit(items: list[_Item], vals: _UnitValues) -> list[StepLabels]:
     return out
 
 
-def model_continue_fn(model: Any, tokenizer: Any, config: MonteCarloConfig, stats: GenerationStats | None = None
-                   ) -> ContinueFn:
+def model_continue_fn(
+    model: Any, tokenizer: Any, config: MonteCarloConfig, stats: GenerationStats | None = None
+) -> ContinueFn:
     """The default ``continue_fn``: ``negrl.generation.generate_samples`` (HF or vLLM) with the config's sampling.
 
     Adjacent copies of one prompt are sampled together (one prefill with ``share_prefill``); ``stats`` counts tokens.
@@ -439,8 +440,9 @@ def model_continue_fn(model: Any, tokenizer: Any, config: MonteCarloConfig, stat
     return continue_fn
 
 
-def _prefixes(rollout: Rollout, steps: list[Any], prompt: str, tokenizer: Any, config: MonteCarloConfig
-              ) -> tuple[list[str], list[Prompt]]:
+def _prefixes(
+    rollout: Rollout, steps: list[Any], prompt: str, tokenizer: Any, config: MonteCarloConfig
+) -> tuple[list[str], list[Prompt]]:
     """The prefixes that need values and what the continuation function is given for each (text, or ids)."""
     ends = [0] + [s.end for s in steps[:-1]]
     ids = rollout.completion_ids if config.continue_from_ids and tokenizer is not None else None

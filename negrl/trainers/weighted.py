@@ -5,15 +5,8 @@ method-specific term: BCPG-NSA (weight β on mined correct steps of a negative, 
 advantage-weighted RL (per-step advantages). They share three pieces; the first two live in
 ``negrl.completion_tokens`` (the builders use them too) and are re-exported here:
 
-1. ``tokenize_weighted`` — prompt + completion → token ids, a completion mask and per-token weights. Weights are
-   given as character spans of the completion ``(start, end, weight)`` (a step's ``Step.start`` / ``Step.end``) and
-   mapped to tokens through the fast tokenizer's offset mapping, so the same code works for the character tokenizer
-   (one token per character) and for BPE tokenizers (a token may cover several characters, or straddle a step
-   boundary: **a token takes the weight of the span in which it starts**; a token starting outside every span takes
-   ``default_weight``). Prompt and completion are tokenised separately and concatenated, so the prompt/completion
-   boundary is exact for every tokenizer.
-2. ``WeightedCompletionCollator`` — right-pads ``input_ids`` / ``attention_mask`` / ``completion_mask`` /
-   ``token_weights`` and stacks named float scalar columns (``advantage``, ``ref_logp``, ...).
+1. ``tokenize_weighted`` and 2. ``WeightedCompletionCollator`` (see ``negrl.completion_tokens``: token ids, a
+   completion mask and per-token weights from character spans; right padding);
 3. ``WeightedCompletionTrainer`` — a ``transformers.Trainer`` that keeps those columns, computes the per-token
    log-probabilities of the completion tokens once per batch, shape ``(B, T-1)``, and hands them to
    ``weighted_loss``, which subclasses implement with a pure function from ``negrl.losses``.

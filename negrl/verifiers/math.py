@@ -227,7 +227,7 @@ def _exponent_at(s: str, i: int) -> tuple[str, int]:
 
 def too_costly(s: str) -> bool:
     """Would sympy compute (nearly) for ever on ``s``? Exponent towers, huge exponents, factorials or literals."""
-    if re.search(r"\d{%d,}" % (MAX_LITERAL_DIGITS + 1), s):
+    if re.search(rf"\d{{{MAX_LITERAL_DIGITS + 1},}}", s):
         return True
     if any(int(m.group(1)) > MAX_EXPONENT for m in re.finditer(r"(\d+)\s*!", s)):
         return True
