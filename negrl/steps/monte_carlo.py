@@ -32,7 +32,8 @@ What is sampled, and what is not (``perf/mc_labeling.py`` measures each switch; 
   prefix correctly, which is what a best-of-K value of 1 asserts: its value is 1 without sampling. A certificate
   never gives a false 1; it can only turn a 0 that K fresh samples would have given by chance (probability
   ``(1 − q)^K``) into the right 1, so values are not distributed as a fresh draw of K. (The rollout being labelled is
-  not a sample of its own prefixes: it is wrong by selection.) Correct continuations are kept in
+  not a sample of its own prefixes: it is wrong by selection. Prefixes are matched by text: with a BPE tokenizer
+  the same text reached through other tokens counts as the same prefix.) Correct continuations are kept in
   ``StepLabels.continuations``: the chosen sides that shared-prefix pairs need (``mc_continuations``);
 - ``early_stop`` (exact pit and labels): depth by depth, a rollout is not extended after its first zero; the values
   after the pit are then ``None`` (their labels are ``False`` either way);
