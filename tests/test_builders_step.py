@@ -160,3 +160,18 @@ def test_pair_config_rejects_bad_values():
         PairConfig(format="pairs")
     with pytest.raises(ValueError, match="chosen"):
         PairConfig(chosen="best")
+
+
+def test_a_correct_sample_cut_by_the_token_limit_is_no_chosen_side(records):
+    problems, rollouts, verdicts, labels = records
+    cut = [Rollout(rollout_id=r.rollout_id, problem_id=r.problem_id, completion=r.completion,
+                   finish_reason="length" if r.rollout_id in ("p1#0", "p1#1") else "stop", sample_index=r.sample_index)
+           for r in rollouts]  # fmt: skip
+    stats = BuildStats()
+    assert len(step_dpo_pairs(problems, cut, verdicts, labels, PairConfig(), stats=stats)) == 0
+    assert stats.dropped == {"no_chosen": 2, "no_pit": 1}
+    assert len(outcome_dpo_pairs(problems, cut, verdicts, PairConfig())) == 0
+    old = step_dpo_pairs(problems, cut, verdicts, labels, PairConfig(truncated_chosen="eos"))
+    assert len(old) == 2 and all(old["chosen_eos"])  # the earlier behaviour, on request
+    with pytest.raises(ValueError, match="truncated_chosen"):
+        PairConfig(truncated_chosen="keep")

@@ -58,6 +58,9 @@ class PairConfig:
         drop_without_pit: Drop negatives whose labels have no critical step (``first_error is None``); otherwise
             they are used whole (with EOS), like an outcome-level negative.
         dedup: Keep one pair per unique (prompt, rejected) text before capping.
+        truncated_chosen: A correct sample cut by the token limit (``finish_reason="length"``) as a chosen side:
+            ``"drop"`` (default: a chosen side is a solution the policy ended; EOS after a cut text would teach it to
+            stop where it never did) or ``"eos"`` (used with EOS appended, as negrl did before).
         seed: Seed of the random choices (per problem, so adding problems does not change other problems' pairs).
     """
 
@@ -66,6 +69,7 @@ class PairConfig:
     chosen: str = "random"
     drop_without_pit: bool = True
     dedup: bool = True
+    truncated_chosen: str = "drop"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class PairConfig:
             raise ValueError(f"PairConfig.format must be 'paper' or 'shared_prefix', got {self.format!r}")
         if self.chosen not in ("random", "shortest", "first"):
             raise ValueError(f"PairConfig.chosen must be 'random', 'shortest' or 'first', got {self.chosen!r}")
+        if self.truncated_chosen not in ("drop", "eos"):
+            raise ValueError(f"PairConfig.truncated_chosen must be 'drop' or 'eos', got {self.truncated_chosen!r}")
         if self.negatives_per_problem is not None and self.negatives_per_problem < 1:
             raise ValueError(f"PairConfig.negatives_per_problem must be >= 1 or None, got {self.negatives_per_problem}")
 
@@ -109,6 +115,12 @@ def _select(rows: list[dict[str, Any]], cfg: PairConfig, rng: random.Random) -> 
     return rows
 
 
+def _chosen_pool(group: RolloutGroup, cfg: PairConfig) -> list[str]:
+    """The correct self-samples that may be a chosen side (see ``PairConfig.truncated_chosen``)."""
+    return unique_texts([r.completion for r in group.correct
+                         if cfg.truncated_chosen == "eos" or r.finish_reason == "stop"])  # fmt: skip
+
+
 def _pair(prompt: str, chosen: str, rejected: str, rejected_eos: bool, problem_id: str, rid: str, c: int) -> dict:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "chosen_eos": True,
             "rejected_eos": rejected_eos, "problem_id": problem_id, "rejected_id": rid, "critical_step": c}
@@ -123,7 +135,7 @@ def _step_pairs_of_group(
     continuations: dict[tuple[str, str], list[str]] | None, stats: BuildStats,
 ) -> list[dict[str, Any]]:
     rng = random.Random(f"{cfg.seed}/{g.problem.problem_id}")
-    correct = unique_texts([r.completion for r in g.correct])
+    correct = _chosen_pool(g, cfg)
     rows = []
     for r in g.wrong:
         cut = _truncate_at_pit(r, labels.get(r.rollout_id), cfg)
@@ -198,7 +210,7 @@ def outcome_dpo_pairs(
     for g in group_rollouts(problems, rollouts, verdicts):
         rng = random.Random(f"{cfg.seed}/{g.problem.problem_id}")
         prompt = prompt_fn(g.problem) if prompt_fn else g.problem.prompt
-        correct = unique_texts([r.completion for r in g.correct])
+        correct = _chosen_pool(g, cfg)
         group_rows = []
         for r in g.wrong:
             if not correct:
