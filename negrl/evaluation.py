@@ -59,10 +59,17 @@ def evaluate_policy(
     seed: int = 0,
     batch_size: int = 256,
     show_progress: bool = False,
+    use_chat_template: bool = False,
 ) -> PolicyEval:
-    """Greedy accuracy and sampled accuracy (``samples`` draws per problem at ``temperature``) on ``problems``."""
+    """Greedy accuracy and sampled accuracy (``samples`` draws per problem at ``temperature``) on ``problems``.
+
+    ``use_chat_template`` must be the flag the policy was sampled and trained with: generation builds each prompt
+    with ``negrl.generation.format_prompt``, the one prompt builder of every stage, so a policy trained on
+    chat-formatted prompts is evaluated on the same strings rather than on raw questions.
+    """
     base = GenerationConfig(
-        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, show_progress=show_progress
+        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, show_progress=show_progress,
+        use_chat_template=use_chat_template,
     )
     greedy_rollouts = generate_rollouts(problems, model, tokenizer, replace(base, temperature=0.0))
     sampled_rollouts = generate_rollouts(

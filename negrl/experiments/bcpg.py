@@ -84,7 +84,7 @@ class BCPGRunConfig:
     lora_dropout: float = 0.0
     lora_target_modules: str = "all-linear"
     eval_problems: int = field(default=512, metadata={"help": "Held-out problems evaluated (0 = skip)."})
-    eval_samples: int = field(default=2, metadata={"help": "Sampled (T=1) draws per held-out problem."})
+    eval_samples: int = field(default=2, metadata={"help": "Sampled draws per held-out problem (at `temperature`)."})
     rounds: int = field(default=1, metadata={"help": "Rounds of generate → label → train (bcpg_iterate)."})
     threads: int = field(default=0, metadata={"help": "torch threads (0 = leave as is)."})
 
@@ -243,8 +243,10 @@ def evaluate(model: Any, tokenizer: Any, held_out: Sequence[Problem], cfg: BCPGR
 
     if not held_out:
         return {}
+    # The prompt format and temperature of sampling: a policy trained on chat prompts is scored on chat prompts.
     ev = evaluate_policy(held_out, model, tokenizer, max_new_tokens=cfg.max_new_tokens, samples=cfg.eval_samples,
-                         seed=seed, batch_size=cfg.gen_batch_size)
+                         temperature=cfg.temperature, seed=seed, batch_size=cfg.gen_batch_size,
+                         use_chat_template=cfg.use_chat_template)
     return ev.as_dict()
 
 

@@ -108,6 +108,7 @@ class EvaluateConfig:
     temperature: float = 1.0
     seed: int = 0
     batch_size: int = 256
+    use_chat_template: bool = False  # the flag the policy was sampled and trained with (same prompt strings)
     output: str | None = None  # also write the metrics and the resolved config as JSON here
 
 
@@ -120,7 +121,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     problems = load_problems(cfg.problems, split=cfg.split, limit=cfg.limit, **(cfg.problem_kwargs or {}))
     model, tokenizer = load_policy(cfg.policy)
     ev = evaluate_policy(problems, model, tokenizer, max_new_tokens=cfg.max_new_tokens, samples=cfg.samples,
-                         temperature=cfg.temperature, seed=cfg.seed, batch_size=cfg.batch_size).as_dict()
+                         temperature=cfg.temperature, seed=cfg.seed, batch_size=cfg.batch_size,
+                         use_chat_template=cfg.use_chat_template).as_dict()
     if cfg.output:
         write_resolved_config(cfg.output, {"config": cfg, "metrics": ev})
     return ev

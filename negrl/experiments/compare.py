@@ -64,8 +64,10 @@ def evaluate_method(cfg: PipelineConfig, name: str, model_dir: str, test: list[P
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
     model, tokenizer = load_policy(model_dir)
+    # The prompt format and temperature of sampling: a policy trained on chat prompts is scored on chat prompts.
     ev = evaluate_policy(test, model, tokenizer, max_new_tokens=cfg.max_new_tokens, samples=cfg.eval_samples,
-                         seed=cfg.eval_seed, batch_size=cfg.batch_size)
+                         temperature=cfg.temperature, seed=cfg.eval_seed, batch_size=cfg.batch_size,
+                         use_chat_template=cfg.use_chat_template)
     result = {"method": name, "seed": cfg.seed, **ev.as_dict(), "model_dir": model_dir}
     done = Path(model_dir) / "done.json"
     if done.exists():

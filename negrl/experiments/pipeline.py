@@ -61,7 +61,8 @@ class PipelineConfig:
         methods: Methods to run (keys of ``negrl.experiments.methods.METHODS``).
         method_options: Per-method options: ``lora`` (LoraConfig kwargs, or ``false`` for full fine-tuning),
             ``pairs`` (``PairConfig``), ``rows`` (``AWRRowConfig``); every other key goes to the trainer config.
-        eval_samples: Sampled draws per test problem (sampled accuracy); greedy is always measured.
+        eval_samples: Sampled draws per test problem (sampled accuracy, at ``temperature`` and with the chat
+            template flag of sampling); greedy is always measured.
     """
 
     base_policy: str = "runs/base/arithmetic"
