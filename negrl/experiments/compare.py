@@ -2,7 +2,9 @@
 
 ``run_pipeline(cfg)`` runs the data stages (``negrl.experiments.pipeline``) and then every method of ``cfg.methods``
 (``negrl.experiments.methods.METHODS``); ``run_variants`` trains named variants of methods (other options) on the
-same data; ``results_table`` is the markdown table over seeds.
+same data; ``results_table`` is the markdown table over seeds. A method the data cannot feed (``MethodSkipped``: no
+correct sample, no pair, no non-zero advantage) gets a ``skipped: <reason>`` row with its build counts, and the
+comparison goes on; the ``preflight`` of the data is printed before any training.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from negrl.evaluation import evaluate_policy
 from negrl.experiments.config import write_resolved_config as write_config_file
-from negrl.experiments.methods import METHODS, jsonable
+from negrl.experiments.methods import METHODS, MethodSkipped, jsonable, preflight
 from negrl.experiments.pipeline import (
     MethodContext,
     PipelineConfig,
@@ -37,7 +39,10 @@ from negrl.records import Problem
 
 
 def run_method(cfg: PipelineConfig, name: str, data: PipelineData) -> str:
-    """Train method ``name`` (or reuse its finished model directory) and return the model directory."""
+    """Train method ``name`` (or reuse its finished model directory) and return the model directory.
+
+    Raises ``MethodSkipped`` when the data gives the method nothing to train on (no model is written).
+    """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
     out = cfg.run_dir / "models" / name
@@ -90,10 +95,17 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     check_local_model_path(cfg.base_policy)  # "no such directory" before the run directory is written
     write_resolved_config(cfg)
     data = prepare_data(cfg)
+    main = process_state().is_main_process
+    if main:
+        print(preflight(cfg, data).format(), flush=True)
     results: dict[str, Any] = {}
     for name in cfg.methods:
-        model_dir = run_method(cfg, name, data)
-        if process_state().is_main_process:
+        try:
+            model_dir = run_method(cfg, name, data)
+        except MethodSkipped as skip:
+            results[name] = _skipped(skip, name, cfg.seed, main)
+            continue
+        if main:
             results[name] = evaluate_method(cfg, name, model_dir, data.test_problems)
     process_state().wait_for_everyone()
     return {"data": data_summary(data), "results": results}
@@ -104,6 +116,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _skipped(skip: MethodSkipped, name: str, seed: int, main: bool) -> dict[str, Any]:
+    if main:
+        print(f"{name}: skipped: {skip.reason} (build: {skip.build})", flush=True)
+    return skip.result(name, seed)
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     m = sum(values) / len(values)
     sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
@@ -111,18 +129,31 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def results_table(runs: dict[int, dict[str, Any]]) -> str:
-    """Markdown table over seeds: mean ± sample std (and per-seed values) of greedy and sampled accuracy."""
+    """Markdown table over seeds: mean ± sample std (and per-seed values) of greedy and sampled accuracy.
+
+    Seeds where a method was skipped are left out of its mean and named in the per-seed column; a method skipped
+    on every seed gets ``skipped: <reason>`` and its build counts.
+    """
     methods: list[str] = []
     for run in runs.values():
         methods += [m for m in run["results"] if m not in methods]
     lines = ["| method | seeds | greedy % (mean ± std) | sampled % (mean ± std) | per-seed greedy | rows |",
              "| --- | --- | --- | --- | --- | --- |"]
     for m in methods:
-        rs = [run["results"][m] for run in runs.values() if m in run["results"]]
+        every = [run["results"][m] for run in runs.values() if m in run["results"]]
+        rs = [r for r in every if "skipped" not in r]
+        skipped = [r for r in every if "skipped" in r]
+        if not rs:
+            seeds = ",".join(str(r["seed"]) for r in skipped)
+            build = skipped[0].get("build") or {}
+            lines.append(f"| {m} | {seeds} | skipped: {skipped[0]['skipped']} | - | build: {json.dumps(build)} "
+                         f"| {build.get('kept', 0)} |")
+            continue
         g, gs = _mean_std([100 * r["greedy"] for r in rs])
         s, ss = _mean_std([100 * r["sampled"] for r in rs])
         rows = [str(r.get("train", {}).get("rows", "-")) for r in rs]
         per_seed = ", ".join(f"{100 * r['greedy']:.1f}" for r in rs)
+        per_seed += "".join(f"; seed {r['seed']} skipped: {r['skipped']}" for r in skipped)
         seeds = ",".join(str(r["seed"]) for r in rs)
         lines.append(f"| {m} | {seeds} | {g:.1f} ± {gs:.1f} | {s:.1f} ± {ss:.1f} | {per_seed} | {'/'.join(rows)} |")
     return "\n".join(lines)
@@ -149,19 +180,28 @@ def run_variants(pipeline_cfg: PipelineConfig, variants: dict[str, dict[str, Any
         write_resolved_config(cfg)
         write_config_file(cfg.run_dir / "variants.yaml", variants)
         data = prepare_data(cfg)
+        specs = [(name, dict(spec).get("method", name), {k: v for k, v in spec.items() if k != "method"})
+                 for name, spec in variants.items()]
+        unknown = [(n, m) for n, m, _ in specs if m not in METHODS]
+        if unknown:
+            raise ValueError(f"variant {unknown[0][0]!r}: unknown method {unknown[0][1]!r}; "
+                             f"registered: {sorted(METHODS)}")
+        print(preflight(cfg, data, specs).format(), flush=True)
         results = {}
         for name, spec in variants.items():
             spec = dict(spec)
             method = spec.pop("method", name)
-            if method not in METHODS:
-                raise ValueError(f"variant {name!r}: unknown method {method!r}; registered: {sorted(METHODS)}")
             out = cfg.run_dir / "models" / name
             if method == "base":
                 model_dir = cfg.base_policy
             elif (out / "done.json").exists():
                 model_dir = str(out)
             else:
-                model_dir = METHODS[method](MethodContext(cfg, data, spec, out, seed))
+                try:
+                    model_dir = METHODS[method](MethodContext(cfg, data, spec, out, seed))
+                except MethodSkipped as skip:
+                    results[name] = _skipped(skip, name, seed, True)
+                    continue
             results[name] = evaluate_method(cfg, name, model_dir, data.test_problems)
             bcpg_info = Path(model_dir) / "bcpg.json"
             if bcpg_info.exists():

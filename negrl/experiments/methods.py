@@ -3,14 +3,21 @@
 A method is a function ``fn(MethodContext) -> model directory``, registered under its name with
 ``@register_method("name")``; ``METHODS`` is the registry (``negrl.experiments.compare`` runs its entries, YAML
 ``methods:`` lists them). BCPG-NSA registers here like every other method. Adding a method: write the builder
-(``negrl.builders``) and trainer (``negrl.trainers``) in the library, then one function here.
+(``negrl.builders``) and trainer (``negrl.trainers``) in the library, then one function here, registered with its
+data function (``data=``: what the builder makes of the shared data, ``MethodData``).
+
+Scarce positives (every sample wrong, no pit, every advantage 0) leave a method nothing to train on: its data
+function says why (``MethodData.skip``) and the method raises ``MethodSkipped`` before loading a model, so a
+comparison records ``skipped: <reason>`` with the build counts and goes on. ``preflight`` runs every data function
+before any training and says which methods the data can feed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +29,13 @@ from negrl.builders.bcpg import (
     BCPGSample,
     bcpg_dataset,
     build_bcpg_samples,
+    group_samples,
     mine_correct_steps,
     mining_stats,
 )
+from negrl.builders.groups import group_rollouts
 from negrl.experiments.bcpg import BCPGRunConfig, embedded_problems, label_settings
-from negrl.experiments.pipeline import MethodContext, MethodFn
+from negrl.experiments.pipeline import MethodContext, MethodFn, PipelineConfig, PipelineData
 from negrl.lora import lora_config as default_lora_config
 from negrl.processes import process_state
 from negrl.records import StepLabels
@@ -35,16 +44,54 @@ from negrl.steps.sources import label_steps
 from negrl.trainers.resume import train_resuming
 
 
+@dataclass
+class MethodData:
+    """What a method's builder made of the shared data.
+
+    Attributes:
+        rows: The rows the method trains on (``None`` where they need the model, as BCPG's behaviour log-probs do:
+            ``stats`` then counts the samples they come from).
+        stats: Rows kept and dropped, with the reasons.
+        skip: Why the method has nothing to train on (``None``: it can train).
+    """
+
+    rows: Dataset | None
+    stats: BuildStats = field(default_factory=BuildStats)
+    skip: str | None = None
+
+    def require(self, method: str) -> Dataset | None:
+        """The rows, or ``MethodSkipped`` (before any model is loaded) when there is nothing to train on."""
+        if self.skip is not None:
+            raise MethodSkipped(method, self.skip, self.stats.as_dict())
+        return self.rows
+
+
+class MethodSkipped(Exception):
+    """A method had nothing to train on: the comparison records ``skipped: <reason>`` and runs the next method."""
+
+    def __init__(self, method: str, reason: str, build: dict[str, Any]) -> None:
+        super().__init__(f"{method}: skipped: {reason} (build: {build})")
+        self.method, self.reason, self.build = method, reason, build
+
+    def result(self, name: str, seed: int) -> dict[str, Any]:
+        """The result row of a skipped method (no model, no evaluation)."""
+        return {"method": name, "seed": seed, "skipped": self.reason, "build": self.build}
+
+
+DataFn = Callable[[MethodContext], MethodData]
 METHODS: dict[str, MethodFn] = {}
+METHOD_DATA: dict[str, DataFn] = {}  # data function of each method that trains (``base`` has none)
 
 
-def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
-    """Register ``fn`` as method ``name`` (a name registered twice is an error, not a silent replacement)."""
+def register_method(name: str, data: DataFn | None = None) -> Callable[[MethodFn], MethodFn]:
+    """Register ``fn`` as method ``name`` with its data function (a name registered twice is an error)."""
 
     def add(fn: MethodFn) -> MethodFn:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered ({METHODS[name].__qualname__})")
         METHODS[name] = fn
+        if data is not None:
+            METHOD_DATA[name] = data
         return fn
 
     return add
@@ -108,17 +155,17 @@ def _dump(ctx: MethodContext, name: str, dataset: Dataset) -> None:
         dataset.to_json(str(path), lines=True)
 
 
-def _train_sft_rows(ctx: MethodContext, name: str, dataset: Dataset) -> str:
+def _train_sft_rows(ctx: MethodContext, name: str, built: MethodData) -> str:
     from negrl.sft import cpu_safe_sft_config, train_sft
 
+    dataset = built.require(name)
+    assert dataset is not None
     _dump(ctx, name, dataset)
-    if len(dataset) == 0:
-        raise ValueError(f"{name}: the builder produced no rows (no correct samples?)")
     model, tokenizer = load_base(ctx)
     args = cpu_safe_sft_config(**trainer_kwargs(ctx, {"learning_rate": 1e-3}))
     rows = dataset.select_columns(["prompt", "completion"])
     trainer = train_sft(model, tokenizer, rows, args, peft_config=lora_config(ctx.options))
-    return finish(ctx, trainer, tokenizer, dataset, None)
+    return finish(ctx, trainer, tokenizer, dataset, built.stats)
 
 
 @register_method("base")
@@ -127,28 +174,52 @@ def train_base(ctx: MethodContext) -> str:
     return ctx.config.base_policy
 
 
-@register_method("sft_more")
-def train_sft_more(ctx: MethodContext) -> str:
-    """SFT on the *gold* solutions of the post-training prompts ("more gold data" baseline; reads gold)."""
+def sft_more_data(ctx: MethodContext) -> MethodData:
+    """Gold rows of the post-training prompts; skipped when no prompt has a gold solution (a partial set is an error)."""
     from negrl.sft import gold_dataset
 
-    return _train_sft_rows(ctx, "sft_more", gold_dataset(ctx.data.problems))
+    problems = ctx.data.problems
+    if not any(p.solution for p in problems):
+        stats = BuildStats()
+        stats.dropped["no_gold_solution"] = len(problems)
+        return MethodData(None, stats, f"none of the {len(problems)} prompts has a gold solution")
+    rows = gold_dataset(problems)
+    return MethodData(rows, BuildStats(kept=len(rows)))
 
 
-@register_method("rft")
-def train_rft(ctx: MethodContext) -> str:
-    """Rejection fine-tuning: SFT on the unique verified-correct self-samples."""
+@register_method("sft_more", data=sft_more_data)
+def train_sft_more(ctx: MethodContext) -> str:
+    """SFT on the *gold* solutions of the post-training prompts ("more gold data" baseline; reads gold)."""
+    return _train_sft_rows(ctx, "sft_more", sft_more_data(ctx))
+
+
+def rft_data(ctx: MethodContext) -> MethodData:
+    """RFT rows; the drops are the wrong, unjudged and duplicate samples (``rft_rows`` keeps the rest)."""
     d = ctx.data
     rows = rft_rows(d.problems, d.rollouts, d.verdicts, prompt_fn=d.prompt_fn(ctx.config.use_chat_template))
-    return _train_sft_rows(ctx, "rft", rows)
+    groups = group_rollouts(d.problems, d.rollouts, d.verdicts)
+    correct, wrong = sum(len(g.correct) for g in groups), sum(len(g.wrong) for g in groups)
+    stats = BuildStats(kept=len(rows))
+    for reason, n in (("wrong", wrong), ("unjudged", len(d.rollouts) - correct - wrong),
+                      ("duplicate", correct - len(rows))):
+        if n:
+            stats.dropped[reason] = n
+    skip = None if len(rows) else f"no verified-correct samples (0 of {len(d.rollouts)} rollouts)"
+    return MethodData(rows, stats, skip)
 
 
-def _train_pairs(ctx: MethodContext, name: str, dataset: Dataset, stats: BuildStats) -> str:
+@register_method("rft", data=rft_data)
+def train_rft(ctx: MethodContext) -> str:
+    """Rejection fine-tuning: SFT on the unique verified-correct self-samples."""
+    return _train_sft_rows(ctx, "rft", rft_data(ctx))
+
+
+def _train_pairs(ctx: MethodContext, name: str, built: MethodData) -> str:
     from negrl.trainers.step_dpo import StepDPOConfig, StepDPOTrainer
 
+    dataset, stats = built.require(name), built.stats
+    assert dataset is not None
     _dump(ctx, name, dataset)
-    if len(dataset) == 0:
-        raise ValueError(f"{name}: the builder produced no pairs ({stats.as_dict()})")
     model, tokenizer = load_base(ctx)
     args = StepDPOConfig(**trainer_kwargs(ctx, {"learning_rate": 1e-4, "beta": 0.3, "rpo_alpha": 1.0,
                                                 "max_length": 512}))
@@ -158,44 +229,70 @@ def _train_pairs(ctx: MethodContext, name: str, dataset: Dataset, stats: BuildSt
     return finish(ctx, trainer, tokenizer, dataset, stats)
 
 
-def _pairs(ctx: MethodContext, fmt: str | None) -> tuple[Dataset, BuildStats]:
+def _pairs(ctx: MethodContext, fmt: str | None) -> MethodData:
     d, stats = ctx.data, BuildStats()
     spec = {"seed": ctx.seed, **ctx.options.get("pairs", {})}
     prompt_fn = d.prompt_fn(ctx.config.use_chat_template)
     if fmt is None:
-        return outcome_dpo_pairs(d.problems, d.rollouts, d.verdicts, PairConfig(**spec), prompt_fn, stats), stats
-    cfg = PairConfig(**{**spec, "format": fmt})
-    # shared-prefix pairs also take the correct Monte-Carlo continuations found from the prefix before the pit
-    conts = mc_continuations(d.step_labels, d.rollouts) if fmt == "shared_prefix" else None
-    return step_dpo_pairs(d.problems, d.rollouts, d.verdicts, d.step_labels, cfg, prompt_fn, conts, stats), stats
+        rows = outcome_dpo_pairs(d.problems, d.rollouts, d.verdicts, PairConfig(**spec), prompt_fn, stats)
+    else:
+        cfg = PairConfig(**{**spec, "format": fmt})
+        # shared-prefix pairs also take the correct Monte-Carlo continuations found from the prefix before the pit
+        conts = mc_continuations(d.step_labels, d.rollouts) if fmt == "shared_prefix" else None
+        rows = step_dpo_pairs(d.problems, d.rollouts, d.verdicts, d.step_labels, cfg, prompt_fn, conts, stats)
+    return MethodData(rows, stats, None if len(rows) else f"no pairs (dropped: {dict(stats.dropped) or 'nothing to pair'})")
 
 
-@register_method("outcome_dpo")
+def outcome_dpo_data(ctx: MethodContext) -> MethodData:
+    return _pairs(ctx, None)
+
+
+def step_dpo_data(ctx: MethodContext) -> MethodData:
+    return _pairs(ctx, "paper")
+
+
+def step_dpo_prefix_data(ctx: MethodContext) -> MethodData:
+    return _pairs(ctx, "shared_prefix")
+
+
+@register_method("outcome_dpo", data=outcome_dpo_data)
 def train_outcome_dpo(ctx: MethodContext) -> str:
     """Outcome-level DPO baseline: random correct vs whole wrong self-samples."""
-    return _train_pairs(ctx, "outcome_dpo", *_pairs(ctx, None))
+    return _train_pairs(ctx, "outcome_dpo", outcome_dpo_data(ctx))
 
 
-@register_method("step_dpo")
+@register_method("step_dpo", data=step_dpo_data)
 def train_step_dpo(ctx: MethodContext) -> str:
     """Per-step DPO, paper format: negatives truncated after their critical step (no EOS)."""
-    return _train_pairs(ctx, "step_dpo", *_pairs(ctx, "paper"))
+    return _train_pairs(ctx, "step_dpo", step_dpo_data(ctx))
 
 
-@register_method("step_dpo_prefix")
+@register_method("step_dpo_prefix", data=step_dpo_prefix_data)
 def train_step_dpo_prefix(ctx: MethodContext) -> str:
     """Per-step DPO, shared-prefix format (Theorem 6.1 / Self-Explore)."""
-    return _train_pairs(ctx, "step_dpo_prefix", *_pairs(ctx, "shared_prefix"))
+    return _train_pairs(ctx, "step_dpo_prefix", step_dpo_prefix_data(ctx))
 
 
-@register_method("awr")
+def awr_data(ctx: MethodContext) -> MethodData:
+    """AWR rows; skipped when no row carries a non-zero step advantage (the loss would be plain SFT on them)."""
+    d, stats = ctx.data, BuildStats()
+    rows = awr_rows(d.problems, d.rollouts, d.verdicts, d.step_labels, AWRRowConfig(**ctx.options.get("rows", {})),
+                    d.prompt_fn(ctx.config.use_chat_template), stats)
+    if not len(rows):
+        return MethodData(rows, stats, f"no rows (dropped: {dict(stats.dropped) or 'no judged samples'})")
+    if not any(span[2] != 0.0 for spans in rows["spans"] for span in spans):
+        return MethodData(rows, stats, f"no non-zero advantage in its {len(rows)} rows (training would be SFT on them)")
+    return MethodData(rows, stats)
+
+
+@register_method("awr", data=awr_data)
 def train_awr(ctx: MethodContext) -> str:
     """Advantage-weighted RL on positive and (critical-step-truncated) negative rollouts."""
     from negrl.trainers.awr import AWRConfig, AWRTrainer
 
-    d, stats = ctx.data, BuildStats()
-    rows = awr_rows(d.problems, d.rollouts, d.verdicts, d.step_labels, AWRRowConfig(**ctx.options.get("rows", {})),
-                    d.prompt_fn(ctx.config.use_chat_template), stats)
+    built = awr_data(ctx)
+    rows, stats = built.require("awr"), built.stats
+    assert rows is not None
     _dump(ctx, "awr", rows)
     model, tokenizer = load_base(ctx)
     tokenizer.padding_side = "right"
@@ -237,6 +334,19 @@ def pipeline_labels(ctx: MethodContext, run_cfg: BCPGRunConfig, samples: list[BC
                        precomputed={"mc": ctx.data.step_labels})
 
 
+def bcpg_data(ctx: MethodContext) -> MethodData:
+    """BCPG's samples are the verified samples of mixed problems (the group-mean baseline gives the others advantage
+    0); counted without the model, so a run without one is skipped before the base is loaded."""
+    d = ctx.data
+    samples = group_samples(d.problems, d.rollouts, d.verdicts, use_chat_template=False)
+    judged = sum(v.correct is not None for v in d.verdicts)
+    stats = BuildStats(kept=len(samples))
+    for reason, n in (("all_same_outcome", judged - len(samples)), ("unjudged", len(d.verdicts) - judged)):
+        if n:
+            stats.dropped[reason] = n
+    return MethodData(None, stats, None if samples else "no problem has both a correct and a wrong sample")
+
+
 def train_pipeline_bcpg(ctx: MethodContext, default_beta: float = 0.5) -> str:
     """BCPG-NSA (or BCPG with β = 1) on the pipeline's shared data, LoRA on the base.
 
@@ -246,6 +356,8 @@ def train_pipeline_bcpg(ctx: MethodContext, default_beta: float = 0.5) -> str:
     """
     from negrl.trainers.bcpg_nsa import BCPGNSAConfig, BCPGNSATrainer
 
+    built = bcpg_data(ctx)
+    built.require("bcpg" if default_beta == 1.0 else "bcpg_nsa")
     own = {k: ctx.options[k] for k in _BCPG_KEYS if k in ctx.options}
     run_cfg = BCPGRunConfig(**{"annotator": "mc", "beta": default_beta, **own})
     train_ctx = dataclasses.replace(ctx, options={k: v for k, v in ctx.options.items() if k not in _BCPG_KEYS})
@@ -255,8 +367,8 @@ def train_pipeline_bcpg(ctx: MethodContext, default_beta: float = 0.5) -> str:
     samples = pipeline_samples(ctx, model, tokenizer, args.max_length)
     mined = mine_correct_steps(samples, pipeline_labels(ctx, run_cfg, samples, model, tokenizer), run_cfg.annotator)
     dataset = bcpg_dataset(mined, tokenizer, run_cfg.beta, args.max_length)
-    if len(dataset) == 0:
-        raise ValueError("BCPG-NSA: no problem has both correct and wrong samples (nothing to train on)")
+    if len(dataset) == 0:  # every mixed sample dropped by the mining (e.g. longer than max_length)
+        raise MethodSkipped("bcpg", f"no rows left of {len(samples)} samples after mining", built.stats.as_dict())
     stats = mining_stats(mined, ctx.data.problems, tokenizer, args.max_length) if embedded_problems(ctx.data.problems) else {}
     model.train()
     trainer = BCPGNSATrainer(model, args, train_dataset=dataset, processing_class=tokenizer,
@@ -269,13 +381,79 @@ def train_pipeline_bcpg(ctx: MethodContext, default_beta: float = 0.5) -> str:
     return out
 
 
-@register_method("bcpg")
+@register_method("bcpg", data=bcpg_data)
 def train_bcpg_plain(ctx: MethodContext) -> str:
     """Plain BCPG (β = 1: every token of a negative penalised alike)."""
     return train_pipeline_bcpg(dataclasses.replace(ctx, options={**ctx.options, "beta": 1.0}), default_beta=1.0)
 
 
-@register_method("bcpg_nsa")
+@register_method("bcpg_nsa", data=bcpg_data)
 def train_bcpg_nsa(ctx: MethodContext) -> str:
     """BCPG-NSA: mined correct steps of negatives get their penalty scaled by β (default 0.5)."""
     return train_pipeline_bcpg(ctx)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preflight: which methods the shared data can feed, before any training
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Preflight:
+    """Counts of the shared data and, per method, what its builder makes of it (``preflight``).
+
+    Attributes:
+        samples: ``correct`` / ``wrong`` / ``unjudged`` rollouts.
+        prompts: ``all_wrong`` / ``all_correct`` / ``mixed`` prompts (by their judged samples; ``unjudged``: none).
+        pits: Wrong rollouts whose step labels have a critical step.
+        methods: Method name → ``{"kept", "dropped", "skip"}`` (``skip`` ``None``: the data feeds it).
+    """
+
+    samples: dict[str, int]
+    prompts: dict[str, int]
+    pits: int
+    methods: dict[str, dict[str, Any]]
+
+    @property
+    def fed(self) -> list[str]:
+        return [m for m, r in self.methods.items() if r["skip"] is None]
+
+    def format(self) -> str:
+        """A few lines for the log: the counts, then one line per method."""
+        head = (f"preflight: samples {self.samples}; prompts {self.prompts}; wrong samples with a critical step "
+                f"{self.pits}")
+        lines = [head]
+        for m, r in self.methods.items():
+            what = "ok" if r["skip"] is None else f"skipped: {r['skip']}"
+            lines.append(f"  {m}: {what} (kept {r['kept']}, dropped {r['dropped']})")
+        return "\n".join(lines)
+
+
+def preflight(cfg: PipelineConfig, data: PipelineData,
+              methods: Sequence[tuple[str, str, dict[str, Any]]] | None = None) -> Preflight:
+    """What the data can feed: runs each method's data function (no model, nothing written).
+
+    ``methods``: ``(name, registered method, options)`` triples (default: ``cfg.methods`` with
+    ``cfg.method_options``); a method without a data function (``base``) is always fed.
+    """
+    if methods is None:
+        methods = [(m, m, cfg.method_options.get(m, {})) for m in cfg.methods]
+    groups = group_rollouts(data.problems, data.rollouts, data.verdicts)
+    correct, wrong = sum(len(g.correct) for g in groups), sum(len(g.wrong) for g in groups)
+    prompts = {"all_wrong": 0, "all_correct": 0, "mixed": 0, "unjudged": 0}
+    for g in groups:
+        key = ("mixed" if g.wrong else "all_correct") if g.correct else ("all_wrong" if g.wrong else "unjudged")
+        prompts[key] += 1
+    wrong_ids = {r.rollout_id for g in groups for r in g.wrong}
+    pits = sum(1 for sl in data.step_labels if sl.rollout_id in wrong_ids and sl.first_error is not None)
+    report: dict[str, dict[str, Any]] = {}
+    for name, method, options in methods:
+        if method not in METHOD_DATA:
+            report[name] = {"kept": None, "dropped": {}, "skip": None}
+            continue
+        ctx = MethodContext(config=cfg, data=data, options=dict(options), output_dir=cfg.run_dir / "models" / name,
+                            seed=cfg.seed)
+        built = METHOD_DATA[method](ctx)
+        report[name] = {**built.stats.as_dict(), "skip": built.skip}
+    samples = {"correct": correct, "wrong": wrong, "unjudged": len(data.rollouts) - correct - wrong}
+    return Preflight(samples, prompts, pits, report)
