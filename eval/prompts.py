@@ -1,10 +1,15 @@
-"""Per-benchmark prompting for evaluation: few-shot prefixes for base models, instructions for chat models.
+"""Per-benchmark prompting for evaluation: few-shot prefixes for base models, the raw problem for chat models.
 
-``build_prompts(name, problems, few_shot, chat, ...)`` returns copies of the problems whose ``prompt`` is the text
-to continue, plus the stop strings that end a completion. Few-shot examples always come from a split that is not
-evaluated (GSM8K / MATH train, MBPP's prompt split 1–10), never from the problems themselves.
+``build_prompts(name, problems, few_shot, chat, instruction, ...)`` returns copies of the problems whose ``prompt`` is
+the text to continue, plus the stop strings that end a completion. Few-shot examples always come from a split that
+is not evaluated (GSM8K / MATH train, MBPP's prompt split 1–10), never from the problems themselves.
 
-| benchmark | base model (few-shot) | chat model (``chat=True``) |
+With ``chat=True`` the prompt is the problem's own text, which generation wraps in the chat template with
+``negrl.generation.format_prompt``: the same string sampling, labelling and training use, so a policy post-trained
+with ``use_chat_template`` is evaluated on its training prompts. ``instruction=True`` (off by default, chat only)
+appends a per-benchmark instruction that the training prompts lack:
+
+| benchmark | base model (few-shot) | instruction (``chat=True, instruction=True``) |
 | --- | --- | --- |
 | gsm8k | ``Question: …\\nAnswer: <gold reasoning> #### x`` ×k | question + "reason step by step, final answer in \\boxed{}" |
 | math, math500 | ``Problem: …\\nSolution: <gold solution>`` ×k | same instruction as GSM8K |
@@ -49,14 +54,20 @@ def build_prompts(
     few_shot: int = 0,
     chat: bool = False,
     path: str | os.PathLike | None = None,
+    instruction: bool = False,
 ) -> tuple[list[Problem], list[str]]:
     """Problems with the evaluation prompt for benchmark ``name``, and the stop strings to use.
 
     Args:
         few_shot: Number of worked examples before each question (base models; ignored with ``chat``).
-        chat: Instruction-style prompts, to be wrapped in the tokenizer's chat template by generation.
+        chat: The problem's own text, to be wrapped in the tokenizer's chat template by generation (no stops).
         path: Data root for the few-shot examples (same meaning as ``load_problems``'s ``path``).
+        instruction: With ``chat``, append the benchmark's answer-format instruction (not in training prompts).
     """
+    if instruction and not chat:
+        raise ValueError("build_prompts: instruction=True needs chat=True (base models get few-shot prompts)")
+    if chat and not instruction:
+        return list(problems), []
     if name in ("gsm8k", "math", "math500"):
         if chat:
             return [dataclasses.replace(p, prompt=CHAT_MATH.format(question=p.prompt)) for p in problems], []

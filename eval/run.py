@@ -10,9 +10,10 @@ Commands (from the repository root):
     python -m eval.run --model runs/base/policy --benchmarks arithmetic --limit 200 --num_samples 8 --ks 1 4 8 \
         --temperature 1.0 --task_kwargs '{"min_steps": 3, "max_steps": 3, "digits": 2}'
 
-    # SmolLM2-135M-Instruct (offline GGUF) on small subsets of the real benchmarks, greedy, chat template
+    # SmolLM2-135M-Instruct (offline GGUF) on small subsets of the real benchmarks, greedy, chat template plus
+    # the benchmarks' answer-format instruction (a post-trained policy: --chat true alone, its training prompts)
     python -m eval.run --model smollm2 --benchmarks gsm8k math500 humaneval mbpp --limit 20 --chat true \
-        --temperature 0 --max_new_tokens 256 --output_dir runs/eval/smollm2
+        --chat_instruction true --temperature 0 --max_new_tokens 256 --output_dir runs/eval/smollm2
 
     # a base model with few-shot prompts, and a LoRA adapter on top; or everything from a YAML file
     python -m eval.run --model Qwen/Qwen2.5-Math-1.5B --adapter runs/step_rl/adapter --benchmarks gsm8k --few_shot 4
@@ -57,7 +58,10 @@ class EvalConfig:
     max_new_tokens: int = 256
     batch_size: int = 64
     few_shot: int = field(default=0, metadata={"help": "Worked examples per prompt (base models)."})
-    chat: bool = field(default=False, metadata={"help": "Instruction prompts in the tokenizer's chat template."})
+    chat: bool = field(default=False, metadata={
+        "help": "The problem in the tokenizer's chat template, exactly as sampling and training format it."})
+    chat_instruction: bool = field(default=False, metadata={
+        "help": "With --chat: append the benchmark's answer-format instruction (training prompts lack it)."})
     seed: int = 0
     device: str | None = None
     dtype: str = "auto"
@@ -70,6 +74,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.num_samples < max(self.ks):
             raise ValueError(f"num_samples={self.num_samples} must be >= max(ks)={max(self.ks)}")
+        if self.chat_instruction and not self.chat:
+            raise ValueError("chat_instruction=true needs chat=true (the instruction is a chat-prompt option)")
         if self.temperature == 0 and self.num_samples > 1:
             raise ValueError("num_samples > 1 needs temperature > 0 (greedy samples are identical)")
 
@@ -80,7 +86,8 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, model: Any, tokenizer: Any) -
 
     knobs = json.loads(cfg.task_kwargs) if name in TASKS else {}
     problems = load_problems(name, path=cfg.data_path, split=cfg.split, limit=cfg.limit, **knobs)
-    prompted, stops = build_prompts(name, problems, few_shot=cfg.few_shot, chat=cfg.chat, path=cfg.data_path)
+    prompted, stops = build_prompts(name, problems, few_shot=cfg.few_shot, chat=cfg.chat, path=cfg.data_path,
+                                    instruction=cfg.chat_instruction)
     gen = GenerationConfig(
         num_samples=cfg.num_samples, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size, stop=stops, seed=cfg.seed, backend=cfg.backend, use_chat_template=cfg.chat,

@@ -93,8 +93,11 @@ def test_benchmark_prompts(shared_data) -> None:
     assert prompted[0].prompt.startswith("Question: ") and prompted[0].prompt.count("####") == 2
     assert prompted[0].prompt.endswith(f"Question: {gsm[0].prompt}\nAnswer:") and stops == ["\n\nQuestion:"]
     assert gsm[0].prompt not in prompted[0].prompt.split("\n\n")[0]  # shots come from train, not the test problem
-    chat, chat_stops = build_prompts("math500", load_problems("math500", path=shared_data, limit=1), chat=True)
+    math = load_problems("math500", path=shared_data, limit=1)
+    chat, chat_stops = build_prompts("math500", math, chat=True, instruction=True)
     assert "\\boxed{}" in chat[0].prompt and chat_stops == []
+    chat, chat_stops = build_prompts("math500", math, chat=True)  # the training prompt: no added instruction
+    assert chat[0].prompt == math[0].prompt and chat_stops == []
     mbpp = load_problems("mbpp", path=shared_data, limit=1)
     prompted, stops = build_prompts("mbpp", mbpp, few_shot=3, path=shared_data)
     assert prompted[0].prompt.count("[DONE]") == 3 and prompted[0].prompt.endswith("[BEGIN]\n") and stops == ["[DONE]"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -88,3 +89,28 @@ def test_evaluate_policy_chat_flag_defaults_off(chat_tokenizer, tiny_model, arit
     evaluate_policy(problems, tiny_model, chat_tokenizer, max_new_tokens=1, samples=1)
     raw, _ = spy.take()
     assert raw == {p.prompt for p in problems}
+
+
+@pytest.mark.parametrize("bench", ["gsm8k", "mbpp"])
+def test_eval_run_chat_uses_the_training_prompt(tmp_path, shared_data, chat_tokenizer, tiny_model, bench) -> None:
+    """``eval/run.py --chat true`` gives generation the string the pipeline samples with: no added instruction."""
+    from eval.run import EvalConfig, evaluate_benchmark
+    from negrl.experiments.pipeline import PipelineConfig, sample_rollouts
+    from negrl.problems import load_problems
+
+    problems = load_problems(bench, path=shared_data, limit=2)
+    spy = GenerateSpy(tiny_model, chat_tokenizer)
+    pipe = PipelineConfig(output_dir=str(tmp_path / "run"), use_chat_template=True, samples_per_prompt=1,
+                          max_new_tokens=1, batch_size=8)
+    sample_rollouts(pipe, problems, tiny_model, chat_tokenizer)
+    sampled, _ = spy.take()
+    cfg = EvalConfig(model="tiny", benchmarks=[bench], data_path=str(shared_data), limit=2, chat=True,
+                     max_new_tokens=1, batch_size=8, verify_workers=1, output_dir=str(tmp_path / "eval"))
+    evaluate_benchmark(cfg, bench, tiny_model, chat_tokenizer)
+    evaluated, _ = spy.take()
+    assert evaluated == sampled and len(evaluated) == 2
+    assert not any("Please reason step by step" in t or "```python block" in t for t in evaluated)
+    with_instruction = dataclasses.replace(cfg, chat_instruction=True)
+    evaluate_benchmark(with_instruction, bench, tiny_model, chat_tokenizer)
+    instructed, _ = spy.take()
+    assert instructed.isdisjoint(sampled)  # the explicit option still adds the benchmark's instruction
