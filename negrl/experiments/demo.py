@@ -96,6 +96,9 @@ def format_report(base_metrics: dict[str, Any], result: dict[str, Any]) -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, r in result["results"].items():
+        if "skipped" in r:  # the data gave this method nothing to train on (negrl.experiments.methods.MethodSkipped)
+            lines.append(f"| {name} | skipped: {r['skipped']} | - | {r['build'].get('kept', 0)} |")
+            continue
         rows = r.get("train", {}).get("rows", "-")
         lines.append(f"| {name} | {100 * r['greedy']:.1f} | {100 * r['sampled']:.1f} | {rows} |")
     n = next(iter(result["results"].values()), {}).get("n", 0)

@@ -15,6 +15,7 @@ import pytest
 from negrl.builders import AWRRowConfig, PairConfig, awr_rows, outcome_dpo_pairs, rft_rows, step_dpo_pairs
 from negrl.experiments import compare, methods
 from negrl.experiments.compare import results_table, run_pipeline
+from negrl.experiments.demo import format_report
 from negrl.experiments.methods import METHOD_DATA, preflight
 from negrl.experiments.pipeline import PipelineConfig, PipelineData
 from negrl.records import Step, StepLabels, Verdict
@@ -98,6 +99,9 @@ def test_all_wrong_comparison_skips_every_method_and_writes_a_row_each(tmp_path,
     assert [line.split("|")[1].strip() for line in body] == ALL_METHODS
     assert "| rft | 0 | skipped: no verified-correct samples (0 of 48 rollouts) | - |" in table
     assert "| base | 0 | 25.0 ± 0.0 | 50.0 ± 0.0 |" in table
+    base_metrics = {"task": "arithmetic", "parameters": 1, "train_seconds": 0.0}
+    report = format_report(base_metrics, out)  # the demo's table reads the same results
+    assert "| awr | skipped: no non-zero advantage in its 48 rows" in report
 
 
 def test_results_table_names_a_seed_where_a_method_was_skipped() -> None:
