@@ -35,6 +35,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from negrl.trainer_defaults import WarmupCheck
+
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ def train_resuming(trainer: Any) -> Any:
     waits for it.
     """
     args = trainer.args
+    trainer.add_callback(WarmupCheck())  # the run's total steps are known only once training starts
     checkpoint, fresh = resolve_resume(args.output_dir, args.resume_from_checkpoint)
     if fresh:
         if args.should_save:
