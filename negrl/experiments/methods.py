@@ -424,6 +424,9 @@ class Preflight:
                 f"{self.pits}")
         lines = [head]
         for m, r in self.methods.items():
+            if r["kept"] is None:
+                lines.append(f"  {m}: ok (trains on nothing)")
+                continue
             what = "ok" if r["skip"] is None else f"skipped: {r['skip']}"
             lines.append(f"  {m}: {what} (kept {r['kept']}, dropped {r['dropped']})")
         return "\n".join(lines)

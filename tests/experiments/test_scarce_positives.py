@@ -74,7 +74,7 @@ def test_preflight_all_wrong_feeds_only_base(tmp_path: Path) -> None:
     assert report.methods["awr"]["kept"] == 48  # rows built, but nothing to weight them by
     assert "both a correct and a wrong" in report.methods["bcpg_nsa"]["skip"]
     text = report.format()
-    assert "rft: skipped: no verified-correct samples" in text and "base: ok" in text
+    assert "rft: skipped: no verified-correct samples" in text and "base: ok (trains on nothing)" in text
 
 
 def test_all_wrong_comparison_skips_every_method_and_writes_a_row_each(tmp_path, monkeypatch, capsys) -> None:
