@@ -114,3 +114,29 @@ def test_eval_run_chat_uses_the_training_prompt(tmp_path, shared_data, chat_toke
     evaluate_benchmark(with_instruction, bench, tiny_model, chat_tokenizer)
     instructed, _ = spy.take()
     assert instructed.isdisjoint(sampled)  # the explicit option still adds the benchmark's instruction
+
+
+def test_cached_pipeline_eval_measured_otherwise_is_refused(tmp_path, monkeypatch, chat_tokenizer, tiny_model,
+                                                            arithmetic_task) -> None:
+    """An ``eval/<name>.json`` from a raw-prompt, T=1 evaluation is not reused as a chat-template T=0.7 result."""
+    import json
+
+    import negrl.modeling
+    from negrl.experiments.compare import evaluate_method
+    from negrl.experiments.pipeline import PipelineConfig
+    from negrl.io import StageError
+
+    problems = arithmetic_task.generate_problems(2, seed=8)
+    cfg = PipelineConfig(output_dir=str(tmp_path / "run"), samples_per_prompt=1, eval_samples=1, max_new_tokens=1)
+    old = cfg.run_dir / "eval" / "m.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"method": "m", "greedy": 0.5, "sampled": 0.5, "n": 2}))  # no eval_settings: T=1, raw
+    assert evaluate_method(cfg, "m", "unused", problems)["greedy"] == 0.5  # same settings: reused
+    chat = PipelineConfig(output_dir=cfg.output_dir, use_chat_template=True, temperature=0.7, eval_samples=1,
+                          max_new_tokens=1)
+    with pytest.raises(StageError, match="use_chat_template"):
+        evaluate_method(chat, "m", "unused", problems)
+    monkeypatch.setattr(negrl.modeling, "load_policy", lambda path: (tiny_model, chat_tokenizer))
+    fresh = evaluate_method(chat, "m2", "unused", problems)
+    assert fresh["eval_settings"] == {"temperature": 0.7, "use_chat_template": True}
+    assert evaluate_method(chat, "m2", "unused", problems) == fresh  # its own settings: reused

@@ -66,14 +66,20 @@ def evaluate_method(cfg: PipelineConfig, name: str, model_dir: str, test: list[P
     from negrl.modeling import load_policy
 
     path = cfg.run_dir / "eval" / f"{name}.json"
+    settings = {"temperature": cfg.temperature, "use_chat_template": cfg.use_chat_template}
     if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        # Files written before evaluation followed the run's temperature and chat flag were measured at T=1, raw.
+        stored = cached.get("eval_settings", {"temperature": 1.0, "use_chat_template": False})
+        if stored != settings:
+            raise StageError(f"{path} was measured with {stored}, not this run's {settings}: delete it to re-evaluate")
+        return cached
     model, tokenizer = load_policy(model_dir)
     # The prompt format and temperature of sampling: a policy trained on chat prompts is scored on chat prompts.
     ev = evaluate_policy(test, model, tokenizer, max_new_tokens=cfg.max_new_tokens, samples=cfg.eval_samples,
                          temperature=cfg.temperature, seed=cfg.eval_seed, batch_size=cfg.batch_size,
                          use_chat_template=cfg.use_chat_template)
-    result = {"method": name, "seed": cfg.seed, **ev.as_dict(), "model_dir": model_dir}
+    result = {"method": name, "seed": cfg.seed, **ev.as_dict(), "model_dir": model_dir, "eval_settings": settings}
     done = Path(model_dir) / "done.json"
     if done.exists():
         result["train"] = json.loads(done.read_text(encoding="utf-8"))
