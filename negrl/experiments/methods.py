@@ -374,7 +374,7 @@ def train_pipeline_bcpg(ctx: MethodContext, default_beta: float = 0.5) -> str:
     trainer = BCPGNSATrainer(model, args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora_config(train_ctx.options))
     train_resuming(trainer)
-    out = finish(ctx, trainer, tokenizer, dataset, None)
+    out = finish(ctx, trainer, tokenizer, dataset, built.stats)  # build: the mixed-problem samples it came from
     info = {"beta": run_cfg.beta, "annotator": run_cfg.annotator, "samples": len(samples),
             "negatives": sum(s.is_negative for s in samples), "mining": stats}
     (Path(out) / "bcpg.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
