@@ -190,3 +190,20 @@ def save_policy(model: PreTrainedModel, tokenizer: Any, output_dir: str | os.Pat
     model.save_pretrained(output_dir)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(output_dir)
+
+
+ADAPTER_DIR = "adapter"
+
+
+def save_merged_policy(model: Any, tokenizer: Any, output_dir: str | os.PathLike) -> Any:
+    """Save a trained policy to ``output_dir``; a peft model also leaves its adapter in ``output_dir/adapter``.
+
+    The merged model stays the directory's main content because every later stage loads it with
+    ``from_pretrained``; the adapter (a few MB against the full model) is written first, since merging folds
+    it into the base weights and unloads it. Returns the merged model.
+    """
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(Path(output_dir) / ADAPTER_DIR)
+        model = model.merge_and_unload()
+    save_policy(model, tokenizer, output_dir)
+    return model

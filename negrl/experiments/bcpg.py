@@ -218,16 +218,6 @@ def lora_config(cfg: BCPGRunConfig) -> Any:
                                target_modules=cfg.lora_target_modules)
 
 
-def save_merged(model: Any, tokenizer: Any, out_dir: Path) -> Any:
-    """Merge a LoRA adapter into its base (if any), save a plain policy directory, return the merged model."""
-    from negrl.modeling import save_policy
-
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    save_policy(model, tokenizer, out_dir)
-    return model
-
-
 def run_args(args: Any, output_dir: Path, seed: int) -> Any:
     """A copy of training arguments with this run's output directory and seed."""
     import copy
@@ -252,7 +242,7 @@ def evaluate(model: Any, tokenizer: Any, held_out: Sequence[Problem], cfg: BCPGR
 
 def run_round(cfg: BCPGRunConfig, args: Any, policy: str, out_dir: Path, seed: int, round_index: int = 0) -> dict:
     """One round from ``policy``: data, mining, BCPG-NSA training (LoRA), merged policy, held-out metrics."""
-    from negrl.modeling import check_local_model_path, load_policy
+    from negrl.modeling import check_local_model_path, load_policy, save_merged_policy
     from negrl.trainers.bcpg_nsa import train_bcpg_nsa
 
     check_local_model_path(policy)  # "no such directory" before the round's directory is written
@@ -264,7 +254,7 @@ def run_round(cfg: BCPGRunConfig, args: Any, policy: str, out_dir: Path, seed: i
     dataset = bcpg_dataset(mined, tokenizer, cfg.beta, args.max_length)
     trainer = train_bcpg_nsa(model, tokenizer, dataset, run_args(args, out_dir / "trainer", seed),
                              peft_config=lora_config(cfg))
-    model = save_merged(trainer.model, tokenizer, out_dir / "policy")
+    model = save_merged_policy(trainer.model, tokenizer, out_dir / "policy")
     metrics = {"round": round_index, "policy": str(out_dir / "policy"), "samples": len(data.samples),
                "negatives": sum(s.is_negative for s in data.samples), "rows": len(dataset),
                "mining": stats, "held_out": evaluate(model, tokenizer, data.held_out, cfg, seed)}

@@ -130,15 +130,12 @@ def load_base(ctx: MethodContext) -> tuple[Any, Any]:
 
 
 def finish(ctx: MethodContext, trainer: Any, tokenizer: Any, dataset: Dataset, stats: BuildStats | None) -> str:
-    """Merge the LoRA adapter, save the policy and ``done.json`` (main process), and sync the processes."""
-    from negrl.modeling import save_policy
+    """Save the LoRA adapter and the merged policy, then ``done.json`` (main process), and sync the processes."""
+    from negrl.modeling import save_merged_policy
 
     acc = trainer.accelerator
     if acc.is_main_process:
-        model = acc.unwrap_model(trainer.model)
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
-        save_policy(model, tokenizer, ctx.output_dir)
+        save_merged_policy(acc.unwrap_model(trainer.model), tokenizer, ctx.output_dir)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         done = {"rows": len(dataset), "steps": trainer.state.global_step, "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None, "build": stats.as_dict() if stats else None,
