@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from negrl.evaluation import evaluate_policy
+from negrl.evaluation import PolicyEval, evaluate_policy
 from negrl.experiments.config import write_resolved_config as write_config_file
 from negrl.experiments.methods import METHODS, MethodSkipped, jsonable, preflight
 from negrl.experiments.pipeline import (
@@ -61,8 +61,23 @@ def run_method(cfg: PipelineConfig, name: str, data: PipelineData) -> str:
     return METHODS[name](ctx)
 
 
+def scored_completions(ev: PolicyEval) -> list[dict[str, Any]]:
+    """One row per scored completion of an evaluation (greedy ones at temperature 0, then the sampled ones)."""
+    rows = []
+    for r, v in zip(ev.rollouts, ev.verdicts, strict=True):
+        if r.rollout_id != v.rollout_id:  # verify_rollouts keeps the order; a mismatch would mislabel the audit
+            raise ValueError(f"evaluation verdict {v.rollout_id!r} is not for rollout {r.rollout_id!r}")
+        rows.append({"problem_id": r.problem_id, "sample_index": r.sample_index, "temperature": r.temperature,
+                     "completion": r.completion, "correct": v.correct, "extracted": v.extracted})
+    return rows
+
+
 def evaluate_method(cfg: PipelineConfig, name: str, model_dir: str, test: list[Problem]) -> dict[str, Any]:
-    """Greedy and sampled held-out accuracy of ``model_dir`` (cached in ``eval/<name>.json``; main process)."""
+    """Greedy and sampled held-out accuracy of ``model_dir`` (cached in ``eval/<name>.json``; main process).
+
+    The file also keeps every scored completion with its verdict (``completions``, see ``scored_completions``) so
+    a score can be audited; the returned result leaves them out (a result table does not carry them).
+    """
     from negrl.modeling import load_policy
 
     path = cfg.run_dir / "eval" / f"{name}.json"
@@ -73,6 +88,7 @@ def evaluate_method(cfg: PipelineConfig, name: str, model_dir: str, test: list[P
         stored = cached.get("eval_settings", {"temperature": 1.0, "use_chat_template": False})
         if stored != settings:
             raise StageError(f"{path} was measured with {stored}, not this run's {settings}: delete it to re-evaluate")
+        cached.pop("completions", None)
         return cached
     model, tokenizer = load_policy(model_dir)
     # The prompt format and temperature of sampling: a policy trained on chat prompts is scored on chat prompts.
@@ -84,7 +100,7 @@ def evaluate_method(cfg: PipelineConfig, name: str, model_dir: str, test: list[P
     if done.exists():
         result["train"] = json.loads(done.read_text(encoding="utf-8"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    path.write_text(json.dumps({**result, "completions": scored_completions(ev)}, indent=2), encoding="utf-8")
     return result
 
 

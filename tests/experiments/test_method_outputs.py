@@ -37,3 +37,24 @@ def test_finish_saves_adapter_next_to_merged_policy(tmp_path, tiny_model, char_t
         want, got, before = merged(ids).logits, adapted(ids).logits, plain(ids).logits
     assert not torch.allclose(want, before)  # the adapter was trained: it changes the base's outputs
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)  # base + saved adapter == the merged policy
+
+
+def test_eval_file_keeps_scored_completions(tmp_path, monkeypatch, tiny_model, char_tokenizer, arithmetic_task):
+    """``eval/<name>.json`` holds each completion and its verdict; the returned result and its reuse are unchanged."""
+    import negrl.modeling
+    from negrl.experiments.compare import evaluate_method
+    from negrl.experiments.pipeline import PipelineConfig
+
+    problems = arithmetic_task.generate_problems(3, seed=2)
+    cfg = PipelineConfig(output_dir=str(tmp_path / "run"), eval_samples=2, temperature=0.7, max_new_tokens=4,
+                         batch_size=8)
+    monkeypatch.setattr(negrl.modeling, "load_policy", lambda path: (tiny_model, char_tokenizer))
+    fresh = evaluate_method(cfg, "m", "unused", problems)
+    stored = json.loads((cfg.run_dir / "eval" / "m.json").read_text())
+    rows = stored.pop("completions")
+    assert stored == fresh and "completions" not in fresh
+    assert len(rows) == 3 * (1 + 2) and {r["problem_id"] for r in rows} == {p.problem_id for p in problems}
+    greedy = [r for r in rows if r["temperature"] == 0.0]
+    assert len(greedy) == 3 and sum(r["correct"] is True for r in greedy) == round(fresh["greedy"] * fresh["n"])
+    assert all(isinstance(r["completion"], str) and r["correct"] in (True, False, None) for r in rows)
+    assert evaluate_method(cfg, "m", "unused", problems) == fresh  # reused as before, without the completions
