@@ -23,7 +23,10 @@ from negrl.trainers.resume import train_resuming
 class NegrlSFTConfig(DeviceDefaults, CheckpointDefaults, SFTConfig):
     """``SFTConfig`` with device-aware precision, resumable checkpoints, no gradient checkpointing by default."""
 
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (off: tiny models)."})
+    # Unset rather than False: transformers 5 resolves an unset pair to "off", while any value here goes through
+    # the deprecated alias and prints a FutureWarning on every config (``activation_checkpointing`` turns it on).
+    gradient_checkpointing: bool | None = field(
+        default=None, metadata={"help": "Deprecated alias of activation_checkpointing (unset: off, for tiny models)."})
 
 
 def prompt_completion_dataset(prompts: Sequence[str], completions: Sequence[str]) -> Dataset:

@@ -40,7 +40,8 @@ def bf16_supported() -> bool:
 class DeviceDefaults:
     """Mixin placed before a TRL config class: resolves ``bf16=None`` by device and selects the CPU when there is no GPU.
 
-    Subclasses also redeclare ``gradient_checkpointing: bool = False`` (tiny models gain nothing from it).
+    Subclasses of TRL configs (whose default is on) also redeclare ``gradient_checkpointing`` unset, which
+    transformers resolves to off without its deprecation warning (tiny models gain nothing from checkpointing).
     """
 
     bf16: Any

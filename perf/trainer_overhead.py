@@ -119,7 +119,7 @@ def step_dpo_vs_trl_dpo(args: argparse.Namespace) -> float:
     data = arithmetic_pairs(batch * (args.steps + args.warmup))
     common = dict(output_dir="/tmp/negrl-bench-dpo", per_device_train_batch_size=batch, max_steps=args.steps + args.warmup,
                   learning_rate=1e-4, beta=0.1, logging_steps=10_000, report_to="none", save_strategy="no",
-                  disable_tqdm=True, bf16=False, use_cpu=True, gradient_checkpointing=False, seed=0,
+                  disable_tqdm=True, bf16=False, use_cpu=True, activation_checkpointing=False, seed=0,
                   dataloader_num_workers=0)
 
     def ours() -> Any:
@@ -164,7 +164,7 @@ def bcpg_vs_trl_sft(args: argparse.Namespace) -> float:
     sft_data = bcpg_data.select_columns(["input_ids", "completion_mask"])
     common = dict(output_dir="/tmp/negrl-bench-bcpg", per_device_train_batch_size=batch,
                   max_steps=args.steps + args.warmup, learning_rate=1e-4, logging_steps=10_000, report_to="none",
-                  save_strategy="no", disable_tqdm=True, bf16=False, use_cpu=True, gradient_checkpointing=False,
+                  save_strategy="no", disable_tqdm=True, bf16=False, use_cpu=True, activation_checkpointing=False,
                   seed=0, dataloader_num_workers=0)
 
     def ours() -> Any:

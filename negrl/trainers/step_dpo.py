@@ -49,7 +49,10 @@ class StepDPOConfig(DeviceDefaults, CheckpointDefaults, DPOConfig):
     rpo_alpha: float = field(default=0.0, metadata={"help": "Weight of the NLL term on chosen (RPO); 0 = off."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Initial AdamW learning rate (LoRA)."})
     beta: float = field(default=0.1, metadata={"help": "DPO temperature (Self-Explore: 0.1)."})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Off: slower on CPU and tiny models."})
+    # Unset rather than False: transformers 5 resolves an unset pair to "off", while any value here goes through
+    # the deprecated alias and prints a FutureWarning on every config (``activation_checkpointing`` turns it on).
+    gradient_checkpointing: bool | None = field(
+        default=None, metadata={"help": "Deprecated alias of activation_checkpointing (unset: off, for tiny models)."})
     bf16: bool | None = field(default=None, metadata={"help": "None: bf16 only on a bf16-capable GPU."})
     report_to: Any = field(default="none", metadata={"help": "Loggers to report to."})
 
