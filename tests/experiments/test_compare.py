@@ -87,6 +87,9 @@ def test_pipeline_end_to_end_and_cached_rerun(trained_policy_dir, tmp_path):
         assert 0.0 <= res["greedy"] <= 1.0 and res["n"] == cfg.n_test
         if name != "base":
             assert (cfg.run_dir / "models" / name / "done.json").exists()
+            assert (cfg.run_dir / "models" / name / "adapter" / "adapter_config.json").exists()  # LoRA runs
+        stored = json.loads((cfg.run_dir / "eval" / f"{name}.json").read_text())
+        assert len(stored["completions"]) == cfg.n_test * (1 + cfg.eval_samples) and "completions" not in res
     assert out["data"]["rollouts"] == cfg.n_prompts * cfg.samples_per_prompt
     assert (cfg.run_dir / "config.yaml").exists() and (cfg.run_dir / "data" / "step_dpo.jsonl").exists()
     first = json.loads((cfg.run_dir / "data" / "step_dpo.jsonl").read_text().splitlines()[0])
