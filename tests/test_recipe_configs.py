@@ -86,6 +86,10 @@ def _likra(path: Path) -> None:
         from negrl.experiments.likra_rerank import RerankConfig
 
         load_config(RerankConfig, path)
+    elif path.name.startswith("arc_seeds"):
+        from negrl.experiments.likra_seeds import load_seeds_config
+
+        load_seeds_config(path)
     else:
         from negrl.experiments.likra_curve import load_experiment_config
 
