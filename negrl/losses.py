@@ -3,7 +3,7 @@
 Each function documents its tensor shapes and the paper equation it implements, and is tested with hand-worked
 numbers in ``tests/test_losses.py``. Trainers call these; they never re-implement them.
 
-Sections: per-step DPO / advantage-weighted RL (Setlur et al.) · BCPG-NSA · Likra.
+Sections: per-step DPO / advantage-weighted RL / bounded negatives (Setlur et al.) · BCPG-NSA · Likra.
 """
 
 from __future__ import annotations
@@ -82,6 +82,57 @@ def awr_loss(
     mask = mask.to(token_logps.dtype)
     weights = awr_weights(token_advantages.detach().to(token_logps.dtype), beta, weighting, max_weight)  # (B, T)
     return -(weights * token_logps * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def bounded_sign_loss(
+    token_logps: torch.Tensor, mask: torch.Tensor, sign: torch.Tensor, coef: float = 0.1, scale: float = 0.1
+) -> torch.Tensor:
+    """A bounded term on the policy's own samples: ``coef · mean_i(sign_i · σ(scale · CE_i))``.
+
+    ``CE_i = -Σ_t log π(y_it|…)·m_it / Σ_t m_it`` is the token-mean cross-entropy of row ``i``'s scored tokens
+    (a correct sample: its completion; a wrong one: its critical step). Minimising it lowers the CE of correct rows
+    (``sign = +1``) and raises that of wrong ones (``sign = -1``), with a push that fades as ``σ`` saturates: unlike
+    ``-log π`` of a negative (unlearning), it cannot drive a wrong step's probability to 0 without bound. This is the
+    bounded form of Setlur et al.'s exploratory on-policy code (``loss + 0.1·mean(sign·σ(0.1·CE))``; there the
+    ``loss`` is the NLL of the correct samples, here ``negative_sample_loss`` adds it).
+
+    Args:
+        token_logps: ``(B, T)`` log-probs of the tokens under the policy.
+        mask: ``(B, T)`` 1 on the row's scored tokens.
+        sign: ``(B,)`` +1 (correct), -1 (wrong), 0 (row left out of the mean).
+
+    Returns:
+        A scalar: the mean over rows with ``sign != 0`` (0 when there are none).
+    """
+    mask = mask.to(token_logps.dtype)
+    ce = -(token_logps * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)  # (B,)
+    used = sign != 0  # (B,)
+    if not used.any():
+        return token_logps.sum() * 0.0
+    return coef * (sign[used].to(ce.dtype) * torch.sigmoid(scale * ce[used])).mean()
+
+
+def negative_sample_loss(
+    token_logps: torch.Tensor,
+    token_signs: torch.Tensor,
+    mask: torch.Tensor,
+    coef: float = 0.1,
+    scale: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positives' NLL plus the bounded negative term (``bounded_sign_loss``) on the critical steps of negatives.
+
+    ``token_signs`` ``(B, T)``: +1 on the tokens of a correct sample (NLL and the bounded term), -1 on the critical
+    step of a wrong one (bounded term only), 0 elsewhere. A row is either positive or negative. Returns
+    ``(loss, nll, bounded)``: ``nll`` is the token mean over positive tokens (0 without any), ``bounded`` the term
+    over every row with a signed token.
+    """
+    mask = mask.to(token_logps.dtype)
+    pos = (token_signs > 0).to(token_logps.dtype) * mask  # (B, T)
+    neg = (token_signs < 0).to(token_logps.dtype) * mask  # (B, T)
+    nll = -(token_logps * pos).sum() / pos.sum().clamp(min=1.0)
+    row_sign = (pos.sum(-1) > 0).to(token_logps.dtype) - (neg.sum(-1) > 0).to(token_logps.dtype)  # (B,)
+    bounded = bounded_sign_loss(token_logps, pos + neg, row_sign, coef, scale)
+    return nll + bounded, nll, bounded
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -81,10 +81,15 @@ class MethodSkipped(Exception):
 DataFn = Callable[[MethodContext], MethodData]
 METHODS: dict[str, MethodFn] = {}
 METHOD_DATA: dict[str, DataFn] = {}  # data function of each method that trains (``base`` has none)
+STEP_LABEL_METHODS: set[str] = set()  # methods that read the Monte-Carlo step labels (the others skip labelling)
 
 
-def register_method(name: str, data: DataFn | None = None) -> Callable[[MethodFn], MethodFn]:
-    """Register ``fn`` as method ``name`` with its data function (a name registered twice is an error)."""
+def register_method(name: str, data: DataFn | None = None, step_labels: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Register ``fn`` as method ``name`` with its data function (a name registered twice is an error).
+
+    ``step_labels``: the method reads ``PipelineData.step_labels`` (a harness that runs only methods without it
+    skips Monte-Carlo labelling, and charges its cost only to the methods that use it).
+    """
 
     def add(fn: MethodFn) -> MethodFn:
         if name in METHODS:
@@ -92,6 +97,8 @@ def register_method(name: str, data: DataFn | None = None) -> Callable[[MethodFn
         METHODS[name] = fn
         if data is not None:
             METHOD_DATA[name] = data
+        if step_labels:
+            STEP_LABEL_METHODS.add(name)
         return fn
 
     return add
@@ -146,8 +153,9 @@ def finish(ctx: MethodContext, trainer: Any, tokenizer: Any, dataset: Dataset, s
 
 
 def _dump(ctx: MethodContext, name: str, dataset: Dataset) -> None:
+    """``run_dir/data/<model dir name>.jsonl``: the method's name, or a variant's / arm's (``models/<name>``)."""
     if process_state().is_main_process:
-        path = ctx.config.run_dir / "data" / f"{name}.jsonl"
+        path = ctx.config.run_dir / "data" / f"{ctx.output_dir.name or name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         dataset.to_json(str(path), lines=True)
 
@@ -218,7 +226,9 @@ def _train_pairs(ctx: MethodContext, name: str, built: MethodData) -> str:
     assert dataset is not None
     _dump(ctx, name, dataset)
     model, tokenizer = load_base(ctx)
-    args = StepDPOConfig(**trainer_kwargs(ctx, {"learning_rate": 1e-4, "beta": 0.3, "rpo_alpha": 1.0,
+    # rpo_alpha 0: plain DPO, as Setlur et al. and Self-Explore train; a config asks for the RPO / DPOP-style NLL
+    # anchor on the chosen side with ``rpo_alpha: 1.0`` (the arithmetic configs and the demo do).
+    args = StepDPOConfig(**trainer_kwargs(ctx, {"learning_rate": 1e-4, "beta": 0.3, "rpo_alpha": 0.0,
                                                 "max_length": 512}))
     trainer = StepDPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora_config(ctx.options))
@@ -258,13 +268,13 @@ def train_outcome_dpo(ctx: MethodContext) -> str:
     return _train_pairs(ctx, "outcome_dpo", outcome_dpo_data(ctx))
 
 
-@register_method("step_dpo", data=step_dpo_data)
+@register_method("step_dpo", data=step_dpo_data, step_labels=True)
 def train_step_dpo(ctx: MethodContext) -> str:
     """Per-step DPO, paper format: negatives truncated after their critical step (no EOS)."""
     return _train_pairs(ctx, "step_dpo", step_dpo_data(ctx))
 
 
-@register_method("step_dpo_prefix", data=step_dpo_prefix_data)
+@register_method("step_dpo_prefix", data=step_dpo_prefix_data, step_labels=True)
 def train_step_dpo_prefix(ctx: MethodContext) -> str:
     """Per-step DPO, shared-prefix format (Theorem 6.1 / Self-Explore)."""
     return _train_pairs(ctx, "step_dpo_prefix", step_dpo_prefix_data(ctx))
@@ -282,7 +292,7 @@ def awr_data(ctx: MethodContext) -> MethodData:
     return MethodData(rows, stats)
 
 
-@register_method("awr", data=awr_data)
+@register_method("awr", data=awr_data, step_labels=True)
 def train_awr(ctx: MethodContext) -> str:
     """Advantage-weighted RL on positive and (critical-step-truncated) negative rollouts."""
     from negrl.trainers.awr import AWRConfig, AWRTrainer
@@ -298,6 +308,37 @@ def train_awr(ctx: MethodContext) -> str:
                          peft_config=lora_config(ctx.options))
     train_resuming(trainer)
     return finish(ctx, trainer, tokenizer, rows, stats)
+
+
+def rft_neg_data(ctx: MethodContext) -> MethodData:
+    """RFT rows plus the critical steps of the negatives of all-wrong prompts (``negrl.builders.negative``).
+
+    Options: ``rows: {prompts: all_wrong | all}``. Skipped when there is neither a positive nor a pit.
+    """
+    from negrl.builders.negative import negative_rows
+
+    d, stats = ctx.data, BuildStats()
+    rows = negative_rows(d.problems, d.rollouts, d.verdicts, d.step_labels, d.prompt_fn(ctx.config.use_chat_template),
+                         stats=stats, **ctx.options.get("rows", {}))
+    return MethodData(rows, stats, None if len(rows) else f"no rows (dropped: {dict(stats.dropped) or 'no samples'})")
+
+
+@register_method("rft_neg", data=rft_neg_data, step_labels=True)
+def train_rft_neg(ctx: MethodContext) -> str:
+    """RFT + a bounded push-down of the critical steps of all-wrong prompts (``negrl.trainers.bounded_negatives``)."""
+    from negrl.trainers.bounded_negatives import BoundedNegativesConfig, BoundedNegativesTrainer
+
+    built = rft_neg_data(ctx)
+    rows = built.require("rft_neg")
+    assert rows is not None
+    _dump(ctx, "rft_neg", rows)
+    model, tokenizer = load_base(ctx)
+    tokenizer.padding_side = "right"
+    args = BoundedNegativesConfig(**trainer_kwargs(ctx, {"learning_rate": 1e-3, "max_length": 512}))
+    trainer = BoundedNegativesTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                                      peft_config=lora_config(ctx.options))
+    train_resuming(trainer)
+    return finish(ctx, trainer, tokenizer, rows, built.stats)
 
 
 def jsonable(options: dict[str, Any]) -> Any:
@@ -378,13 +419,13 @@ def train_pipeline_bcpg(ctx: MethodContext, default_beta: float = 0.5) -> str:
     return out
 
 
-@register_method("bcpg", data=bcpg_data)
+@register_method("bcpg", data=bcpg_data, step_labels=True)
 def train_bcpg_plain(ctx: MethodContext) -> str:
     """Plain BCPG (β = 1: every token of a negative penalised alike)."""
     return train_pipeline_bcpg(dataclasses.replace(ctx, options={**ctx.options, "beta": 1.0}), default_beta=1.0)
 
 
-@register_method("bcpg_nsa", data=bcpg_data)
+@register_method("bcpg_nsa", data=bcpg_data, step_labels=True)
 def train_bcpg_nsa(ctx: MethodContext) -> str:
     """BCPG-NSA: mined correct steps of negatives get their penalty scaled by β (default 0.5)."""
     return train_pipeline_bcpg(ctx)

@@ -63,6 +63,7 @@ class PipelineConfig:
             ``pairs`` (``PairConfig``), ``rows`` (``AWRRowConfig``); every other key goes to the trainer config.
         eval_samples: Sampled draws per test problem (sampled accuracy, at ``temperature`` and with the chat
             template flag of sampling); greedy is always measured.
+        run_subdir: Directory of this run under ``output_dir`` (default ``seed{seed}``).
     """
 
     base_policy: str = "runs/base/arithmetic"
@@ -84,6 +85,7 @@ class PipelineConfig:
     eval_seed: int = 0
     threads: int = 0
     show_progress: bool = True
+    run_subdir: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> PipelineConfig:
@@ -91,7 +93,8 @@ class PipelineConfig:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.output_dir) / f"seed{self.seed}"
+        """``output_dir/seed{seed}``, or ``output_dir/run_subdir`` when set (the rounds harness names its own)."""
+        return Path(self.output_dir) / (self.run_subdir or f"seed{self.seed}")
 
 
 @dataclass
@@ -168,7 +171,7 @@ def sample_rollouts(cfg: PipelineConfig, problems: list[Problem], model: Any, to
     """S rollouts per problem, resumable in units of 256 problems (each unit seeded by its index)."""
     gen = GenerationConfig(num_samples=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=1.0,
                            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                           use_chat_template=cfg.use_chat_template, show_progress=False)
+                           use_chat_template=cfg.use_chat_template, show_progress=cfg.show_progress)
     writer = StageWriter(cfg.run_dir / "rollouts", Rollout,
                          config={**dataclasses.asdict(gen), "seed": cfg.seed, "policy": cfg.base_policy})
     if writer.complete:
@@ -186,14 +189,21 @@ def sample_rollouts(cfg: PipelineConfig, problems: list[Problem], model: Any, to
     return writer.records()
 
 
-def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None) -> PipelineData:
-    """Run (or reuse) the data stages of one seed; every process gets the full data."""
+def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None,
+                 splits: tuple[list[Problem], list[Problem]] | None = None, label: bool = True,
+                 mc_stats: Any = None) -> PipelineData:
+    """Run (or reuse) the data stages of one seed; every process gets the full data.
+
+    ``splits``: the (post-training prompts, test problems) to use instead of ``split_problems(cfg)`` (the rounds
+    harness keeps one pool while the policy changes). ``label=False`` skips Monte-Carlo labelling (methods that
+    read no step labels: ``step_labels`` is then empty). ``mc_stats``: a ``MonteCarloStats`` the labelling adds to.
+    """
     from negrl.modeling import load_policy
     from negrl.steps.monte_carlo import MonteCarloConfig, label_monte_carlo
 
     if model is None:
         model, tokenizer = load_policy(cfg.base_policy)
-    prompts, test = split_problems(cfg)
+    prompts, test = splits if splits is not None else split_problems(cfg)
     state = process_state()
     with state.main_process_first():
         problems = cached_stage(cfg.run_dir / "problems", Problem, lambda: prompts,
@@ -203,7 +213,8 @@ def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None) 
                                 {"seed": cfg.seed, "rollouts": len(rollouts)})
     mc = MonteCarloConfig(**{"seed": cfg.seed, "use_chat_template": cfg.use_chat_template,
                              "max_new_tokens": cfg.max_new_tokens, "show_progress": cfg.show_progress, **cfg.mc})
-    labels = label_monte_carlo(problems, rollouts, verdicts, model, tokenizer, mc, out_dir=cfg.run_dir / "step_labels")
+    labels = (label_monte_carlo(problems, rollouts, verdicts, model, tokenizer, mc, out_dir=cfg.run_dir / "step_labels",
+                                stats=mc_stats) if label else [])
     return PipelineData(problems, rollouts, verdicts, labels, test, tokenizer)
 
 
