@@ -146,6 +146,38 @@ def test_negative_sources_and_picks():
 # ---------------------------------------------------------------------------------------------------------------
 
 
+
+def test_near_miss_is_the_wrong_option_the_base_scores_highest_after_length_normalisation():
+    """Hand numbers: base log-likelihoods -2, -3, -6 of options of 1, 2, 6 characters (gold = the first).
+    Raw, the near miss is option 2 (-3 > -6); per character (-2, -1.5, -1.0) it is option 3."""
+    import torch
+
+    from negrl.likra.scoring import BASE, ChoiceLogprobs
+
+    cl = ChoiceLogprobs(logps={BASE: torch.tensor([-2.0, -3.0, -6.0])}, byte_lengths=torch.tensor([2.0, 3.0, 7.0]),
+                        group_sizes=[3], gold=[0], char_lengths=torch.tensor([1.0, 2.0, 6.0]))
+    assert cl.per_question(BASE, None) == [[-2.0, -3.0, -6.0]]
+    assert cl.per_question(BASE, "chars") == [[-2.0, -1.5, -1.0]]
+    assert cl.per_question(BASE, "bytes")[0] == pytest.approx([-1.0, -1.0, -6.0 / 7.0])
+    with pytest.raises(ValueError, match="no scores of head 'pos'"):
+        cl.per_question("pos")
+    prob = Problem(problem_id="q", domain="choice", prompt="Question: q?\nAnswer:", answer="A",
+                   choices=["x", "yy", "zzzzzz"], choice_labels=["A", "B", "C"])
+    _, (_, raw) = choice_pairs([prob], NegativeSpec("own", "hardest"), base_scores=cl.per_question(BASE, None))
+    _, (_, norm) = choice_pairs([prob], NegativeSpec("own", "hardest"), base_scores=cl.per_question(BASE, "chars"))
+    assert raw == [" yy"] and norm == [" zzzzzz"]
+
+
+def test_random_and_near_miss_arms_share_the_positive_pairs():
+    """The positive pairs (and their order) depend on the seed only, not on the negative pick: one positive head
+    serves every negative arm of a seed."""
+    probs = [_mc(f"q{i}") for i in range(7)]
+    scores = [[0.0, 1.0, 2.0]] * 7
+    pos_r, neg_r = choice_pairs(probs, NegativeSpec("own", "random"), seed=5)
+    pos_h, neg_h = choice_pairs(probs, NegativeSpec("own", "hardest"), seed=5, base_scores=scores)
+    assert pos_r == pos_h and neg_r[0] == neg_h[0]
+    assert all(a.endswith("-c") for a in neg_h[1])
+
 def test_likra_configs_parse():
     from negrl.experiments.likra_curve import load_experiment_config
 
@@ -159,10 +191,15 @@ def test_likra_configs_parse():
 
             assert RerankConfig.from_dict(yaml.safe_load(f.read_text()), str(f)).heads.r == 8
             continue
+        if f.name.startswith("arc_seeds"):
+            from negrl.experiments.likra_seeds import load_seeds_config
+
+            assert load_seeds_config(f).heads.r == 8
+            continue
         cfg = load_experiment_config(f)
         assert cfg.heads.target_modules == ["up_proj", "down_proj", "gate_proj"]
         assert isinstance(cfg.negative, NegativeSpec)
-    files = [f for f in files if not f.name.startswith("rerank")]
+    files = [f for f in files if not f.name.startswith(("rerank", "arc_seeds"))]
     cfg = load_experiment_config(files[0], ["heads.learning_rate=1e-4", "negative.pick=first", "n_test=10"])
     assert (cfg.heads.learning_rate, cfg.negative.pick, cfg.n_test) == (1e-4, "first", 10)
     with pytest.raises(ValueError, match="unknown key"):

@@ -194,6 +194,19 @@ class ChoiceLogprobs:
                              "them with score_choices, or use length_norm='bytes'")
         return self.char_lengths
 
+    def per_question(self, head: str, length_norm: str | None = DEFAULT_LENGTH_NORM) -> list[list[float]]:
+        """``head``'s score of every option, one list per question: the summed log-likelihood divided by
+        ``lengths(length_norm)`` (``None``: not divided). This is how a base ranks the wrong options when the
+        near miss (``negrl.likra.negatives`` pick ``hardest``) is chosen."""
+        if head not in self.logps:
+            raise ValueError(f"no scores of head {head!r}; scored heads: {sorted(self.logps)}")
+        s = self.logps[head] if length_norm is None else self.logps[head] / self.lengths(length_norm)
+        flat, out, k = s.tolist(), [], 0
+        for n in self.group_sizes:
+            out.append(flat[k : k + n])
+            k += n
+        return out
+
     def accuracy(self, mode: str, w: float = 1.0, normalise: bool = False,
                  length_norm: str = DEFAULT_LENGTH_NORM) -> float:
         s = likra_scores(self.logps, mode, w, self.lengths(length_norm) if normalise else None)
