@@ -11,6 +11,15 @@ Every stage is cached on disk under the round directory (``negrl.io`` stages: a 
 resumes interrupted ones). ``run_rounds`` repeats rounds, each from the previous round's policy (which is then the
 behaviour policy of the next round's data, as in the paper's iterations).
 
+Sampling follows ``backend``. ``hf``: the round's torch policy samples (Hugging Face ``generate``). ``vllm``: one
+vLLM engine per process, built once from ``policy`` (the base, with ``enable_lora``) on first use and reused by every
+round, by Monte-Carlo labelling and by a resumed run. Round ``r`` samples (and Monte-Carlo-labels) with round
+``r − 1``'s policy as a LoRA adapter of that base (``vllm.lora.request.LoRARequest``): each round trains a fresh
+LoRA on the previous round's merged policy, exactly as on ``hf``, and ``negrl.lora.stack_lora_adapters`` writes the
+rounds so far as one adapter on the base (``round-XX/policy/stacked_adapter``, rank ``lora_r × (r + 1)``). The torch
+policy still computes the behaviour log-probs, trains and is evaluated; the engine sleeps (``LLM.sleep``, weights in
+CPU memory) while it trains and is evaluated (``vllm_sleep``).
+
 Annotators (``ANNOTATORS``: the library's one dispatcher, ``negrl.steps.sources``): ``"consensus"`` (the paper:
 LLM judge and PRM, rule ``and``; sources and rule configurable), ``"mc"`` (Monte-Carlo values), ``"prm"``,
 ``"judge"``, and ``"oracle"`` (the embedded task's exact checker, for ablations only).
@@ -41,7 +50,7 @@ from negrl.io import StageError, cached_stage, ids_digest, read_stage
 from negrl.lora import lora_config as default_lora_config
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 from negrl.steps.sources import LABEL_SOURCES as ANNOTATORS
-from negrl.steps.sources import LabelSettings, label_steps
+from negrl.steps.sources import LabelSettings, label_source, label_steps
 from negrl.verifiers import verify_rollouts
 
 
@@ -67,7 +76,10 @@ class BCPGRunConfig:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (paper: 0.7)."})
     max_new_tokens: int = field(default=64, metadata={"help": "Generation cap."})
     gen_batch_size: int = field(default=256, metadata={"help": "Sequences per generate call."})
-    backend: str = field(default="hf", metadata={"help": "'hf' or 'vllm'."})
+    backend: str = field(default="hf", metadata={"help": "'hf' or 'vllm' (one engine of `policy`, LoRA per round)."})
+    vllm_gpu_memory_utilization: float = field(
+        default=0.5, metadata={"help": "GPU memory share of the vLLM engine (the torch policy shares the GPU)."})
+    vllm_sleep: bool = field(default=True, metadata={"help": "Put the vLLM engine to sleep while the policy trains."})
     use_chat_template: bool = field(default=False, metadata={"help": "Wrap prompts in the chat template."})
     annotator: str = field(default="consensus", metadata={"help": "consensus | mc | prm | judge | oracle."})
     consensus_sources: list[str] = field(default_factory=lambda: ["judge", "prm"])
@@ -129,10 +141,53 @@ def round_problems(cfg: BCPGRunConfig, seed_offset: int = 0) -> tuple[list[Probl
 # --------------------------------------------------------------------------------------------------- sampling
 
 
+STACKED_ADAPTER = "stacked_adapter"  # in a round's policy directory: the rounds so far as one adapter on the base
+
+
+def vllm_sampler(cfg: BCPGRunConfig, policy: str) -> Any:
+    """The ``VLLMPolicy`` that samples from ``policy`` on the engine of ``cfg.policy`` (built on first use).
+
+    ``policy`` is ``cfg.policy`` itself (the base: no adapter) or a round's policy directory, whose
+    ``stacked_adapter`` (written by ``run_round``) is the LoRA adapter of that policy relative to ``cfg.policy``.
+    """
+    from negrl.generation.vllm import VLLMPolicy, max_lora_rank, require_vllm
+    from negrl.modeling import SMOLLM2_ALIASES
+    from negrl.processes import num_processes
+
+    require_vllm("backend")
+    if cfg.policy in SMOLLM2_ALIASES:
+        raise ValueError(f"backend: vllm needs policy to be a model directory or hub id vLLM loads; {cfg.policy!r} is "
+                         f"negrl's offline GGUF alias (use backend: hf, or the original checkpoint's directory)")
+    if num_processes() > 1:
+        raise RuntimeError(f"backend: vllm builds one engine in one process, but this run has {num_processes()} "
+                           f"processes (accelerate launch); run the rounds as one process or use backend: hf")
+    # One engine serves every round: its max_lora_rank holds the last round's stacked adapter.
+    engine_args = {"enable_lora": True, "max_loras": 1,
+                   "max_lora_rank": max_lora_rank(cfg.lora_r * max(1, cfg.rounds - 1)),
+                   "gpu_memory_utilization": cfg.vllm_gpu_memory_utilization, "enable_sleep_mode": cfg.vllm_sleep}
+    if str(policy) == str(cfg.policy):
+        return VLLMPolicy(cfg.policy, engine_args)
+    adapter = Path(policy) / STACKED_ADAPTER
+    config_path = adapter / "adapter_config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"backend: vllm samples round policies as LoRA adapters of policy {cfg.policy!r}, but "
+                                f"{policy} has no {STACKED_ADAPTER}/ (not a policy written by a vLLM round)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("base_model_name_or_path") != str(cfg.policy):
+        raise ValueError(f"{adapter} adapts {config.get('base_model_name_or_path')!r}, not policy {cfg.policy!r}")
+    if config["r"] > engine_args["max_lora_rank"]:
+        raise ValueError(f"{adapter} has rank {config['r']} > the engine's max_lora_rank "
+                         f"{engine_args['max_lora_rank']} (lora_r × (rounds − 1)); raise rounds to the run's count")
+    return VLLMPolicy(cfg.policy, engine_args, adapter=str(adapter))
+
+
 def sample_and_verify(
     problems: Sequence[Problem], model: Any, tokenizer: Any, cfg: BCPGRunConfig, seed: int, out_dir: Path
 ) -> tuple[list[Rollout], list[Verdict]]:
-    """G samples per problem from the behaviour policy and their verdicts, cached as stages under ``out_dir``."""
+    """G samples per problem from the behaviour policy and their verdicts, cached as stages under ``out_dir``.
+
+    ``model`` samples: the torch policy (``backend: hf``) or a ``VLLMPolicy`` (``backend: vllm``, ``vllm_sampler``).
+    """
     gen = GenerationConfig(num_samples=cfg.num_samples, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                            batch_size=cfg.gen_batch_size, seed=seed, backend=cfg.backend,
                            use_chat_template=cfg.use_chat_template)
@@ -154,19 +209,29 @@ def label_settings(cfg: BCPGRunConfig, seed: int) -> LabelSettings:
     from negrl.steps.monte_carlo import MonteCarloConfig
 
     mc = MonteCarloConfig(k=cfg.mc_k, max_new_tokens=cfg.max_new_tokens, seed=seed, segment_rule=cfg.segment_rule,
-                          use_chat_template=cfg.use_chat_template, batch_size=cfg.gen_batch_size, show_progress=False)
+                          use_chat_template=cfg.use_chat_template, batch_size=cfg.gen_batch_size, show_progress=False,
+                          backend=cfg.backend)
     return LabelSettings(segment_rule=cfg.segment_rule, mc=mc, prm_model=cfg.prm_model,
                          prm_threshold=cfg.prm_threshold, judge_model=cfg.judge_model,
                          consensus_sources=list(cfg.consensus_sources), consensus_rule=cfg.consensus_rule)
 
 
 def annotate(cfg: BCPGRunConfig, problems: list[Problem], negatives: list[Rollout], verdicts: list[Verdict],
-             model: Any, tokenizer: Any, seed: int, out_dir: Path) -> list[StepLabels]:
-    """Step labels of the negatives from ``cfg.annotator``, cached as ``out_dir/labels-{source}-{digest}``."""
+             model: Any, tokenizer: Any, seed: int, out_dir: Path, sampler: Any = None) -> list[StepLabels]:
+    """Step labels of the negatives from ``cfg.annotator``, cached as ``out_dir/labels-{source}-{digest}``.
+
+    ``sampler`` (default ``model``) continues the Monte-Carlo prefixes (the round's ``VLLMPolicy`` on vLLM); the
+    torch ``model`` stays the judge's default.
+    """
     if cfg.annotator not in ANNOTATORS:
         raise ValueError(f"unknown annotator {cfg.annotator!r}; expected one of {ANNOTATORS}")
-    return label_steps(cfg.annotator, problems, negatives, verdicts, label_settings(cfg, seed), model, tokenizer,
-                       cache_dir=out_dir)
+    settings = label_settings(cfg, seed)
+    sources = cfg.consensus_sources if cfg.annotator == "consensus" else [cfg.annotator]
+    pre: dict[str, list[StepLabels]] = {}
+    if sampler is not None and sampler is not model and "mc" in sources:
+        pre["mc"] = label_source("mc", problems, negatives, verdicts, settings, sampler, tokenizer, cache_dir=out_dir)
+    return label_steps(cfg.annotator, problems, negatives, verdicts, settings, model, tokenizer, cache_dir=out_dir,
+                       precomputed=pre)
 
 
 # --------------------------------------------------------------------------------------------------- one round
@@ -184,10 +249,12 @@ class RoundData:
 
 
 def prepare_data(cfg: BCPGRunConfig, model: Any, tokenizer: Any, seed: int, out_dir: Path,
-                 round_index: int = 0, max_length: int | None = 1024) -> RoundData:
-    """Sample, verify and build BCPG samples (behaviour log-probs from ``model``), all cached under ``out_dir``."""
+                 round_index: int = 0, max_length: int | None = 1024, sampler: Any = None) -> RoundData:
+    """Sample (with ``sampler``, default ``model``), verify and build BCPG samples (behaviour log-probs from the
+    torch ``model``), all cached under ``out_dir``."""
     problems, held = round_problems(cfg, seed_offset=1000 * round_index)
-    rollouts, verdicts = sample_and_verify(problems, model, tokenizer, cfg, seed, out_dir)
+    rollouts, verdicts = sample_and_verify(problems, model if sampler is None else sampler, tokenizer, cfg, seed,
+                                           out_dir)
     data_cfg = BCPGDataConfig(max_length=max_length, use_chat_template=cfg.use_chat_template,
                               logp_batch_size=cfg.logp_batch_size)
     samples = build_bcpg_samples(problems, rollouts, verdicts, model, tokenizer, data_cfg, out_dir / "samples")
@@ -195,11 +262,12 @@ def prepare_data(cfg: BCPGRunConfig, model: Any, tokenizer: Any, seed: int, out_
 
 
 def mine(data: RoundData, cfg: BCPGRunConfig, model: Any, tokenizer: Any, seed: int, out_dir: Path,
-         max_length: int | None = 1024) -> tuple[list[BCPGSample], dict[str, float]]:
-    """Label the negatives with ``cfg.annotator``, mine their correct steps; stats against the exact checker."""
+         max_length: int | None = 1024, sampler: Any = None) -> tuple[list[BCPGSample], dict[str, float]]:
+    """Label the negatives with ``cfg.annotator`` (Monte-Carlo continuations from ``sampler``, default ``model``),
+    mine their correct steps; stats against the exact checker."""
     neg_ids = {s.rollout_id for s in data.samples if s.is_negative}
     negatives = [r for r in data.rollouts if r.rollout_id in neg_ids]
-    labels = annotate(cfg, data.problems, negatives, data.verdicts, model, tokenizer, seed, out_dir)
+    labels = annotate(cfg, data.problems, negatives, data.verdicts, model, tokenizer, seed, out_dir, sampler)
     mined = mine_correct_steps(data.samples, labels, cfg.annotator)
     stats = mining_stats(mined, data.problems, tokenizer, max_length) if embedded_problems(data.problems) else {}
     return mined, stats
@@ -246,20 +314,49 @@ def run_round(cfg: BCPGRunConfig, args: Any, policy: str, out_dir: Path, seed: i
     from negrl.trainers.bcpg_nsa import train_bcpg_nsa
 
     check_local_model_path(policy)  # "no such directory" before the round's directory is written
+    # Checked as early: vLLM importable, one process, the policy's stacked adapter. The engine starts on first use.
+    sampler = vllm_sampler(cfg, policy) if cfg.backend == "vllm" else None
     out_dir.mkdir(parents=True, exist_ok=True)
     write_resolved_config(out_dir / "config.yaml", {"bcpg": cfg, "training": args})
     model, tokenizer = load_policy(policy)
-    data = prepare_data(cfg, model, tokenizer, seed, out_dir, round_index, args.max_length)
-    mined, stats = mine(data, cfg, model, tokenizer, seed, out_dir, args.max_length)
+    sampler = model if sampler is None else sampler
+    data = prepare_data(cfg, model, tokenizer, seed, out_dir, round_index, args.max_length, sampler)
+    mined, stats = mine(data, cfg, model, tokenizer, seed, out_dir, args.max_length, sampler)
     dataset = bcpg_dataset(mined, tokenizer, cfg.beta, args.max_length)
-    trainer = train_bcpg_nsa(model, tokenizer, dataset, run_args(args, out_dir / "trainer", seed),
-                             peft_config=lora_config(cfg))
-    model = save_merged_policy(trainer.model, tokenizer, out_dir / "policy")
+    with _engine_asleep(cfg):  # the torch policy trains and generates in the GPU memory the engine frees
+        trainer = train_bcpg_nsa(model, tokenizer, dataset, run_args(args, out_dir / "trainer", seed),
+                                 peft_config=lora_config(cfg))
+        model = save_merged_policy(trainer.model, tokenizer, out_dir / "policy")
+        held_out = evaluate(model, tokenizer, data.held_out, cfg, seed)
+    if cfg.backend == "vllm":
+        _stack_round_adapter(cfg, policy, out_dir / "policy")
     metrics = {"round": round_index, "policy": str(out_dir / "policy"), "samples": len(data.samples),
                "negatives": sum(s.is_negative for s in data.samples), "rows": len(dataset),
-               "mining": stats, "held_out": evaluate(model, tokenizer, data.held_out, cfg, seed)}
+               "mining": stats, "held_out": held_out}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
+
+
+def _engine_asleep(cfg: BCPGRunConfig) -> Any:
+    """``negrl.generation.vllm.engine_asleep`` on vLLM runs (a no-op context otherwise, or without ``vllm_sleep``)."""
+    import contextlib
+
+    if cfg.backend != "vllm":
+        return contextlib.nullcontext()
+    from negrl.generation.vllm import engine_asleep
+
+    return engine_asleep()
+
+
+def _stack_round_adapter(cfg: BCPGRunConfig, policy: str, policy_dir: Path) -> Path:
+    """``policy_dir/stacked_adapter``: the behaviour policy's stacked adapter (none for the base) followed by this
+    round's adapter (``policy_dir/adapter``), as one adapter on ``cfg.policy`` for the next round's engine."""
+    from negrl.lora import stack_lora_adapters
+    from negrl.modeling import ADAPTER_DIR
+
+    before = [] if str(policy) == str(cfg.policy) else [Path(policy) / STACKED_ADAPTER]
+    return stack_lora_adapters([*before, policy_dir / ADAPTER_DIR], policy_dir / STACKED_ADAPTER,
+                               base_model=str(cfg.policy))
 
 
 def run_rounds(cfg: BCPGRunConfig, args: Any, out_dir: Path, seed: int = 0) -> list[dict]:
