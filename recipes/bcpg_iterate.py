@@ -8,8 +8,8 @@ Commands:
     python recipes/bcpg_iterate.py --config recipes/configs/bcpg/tiny_arithmetic.yaml --rounds 3 \
         --output_dir runs/bcpg/iterate
 
-    accelerate launch --config_file recipes/accelerate_configs/zero2.yaml recipes/bcpg_iterate.py \
-        --config recipes/configs/bcpg/r1_distill_qwen_1.5b_math.yaml --rounds 2
+    # backend: vllm, one GPU, one process (one engine of the base for every round)
+    python recipes/bcpg_iterate.py --config recipes/configs/bcpg/r1_distill_qwen_1.5b_math.yaml --rounds 2
 
 Writes ``round-00/``, ``round-01/``, ... (each as ``recipes/train_bcpg_nsa.py`` writes) and ``rounds.json``.
 """

@@ -14,9 +14,8 @@ Commands:
     accelerate launch --config_file recipes/accelerate_configs/cpu.yaml recipes/train_bcpg_nsa.py \
         --config recipes/configs/bcpg/tiny_arithmetic.yaml
 
-    # a distilled reasoning model on MATH (GPU; vLLM sampling, LoRA)
-    accelerate launch --config_file recipes/accelerate_configs/zero2.yaml recipes/train_bcpg_nsa.py \
-        --config recipes/configs/bcpg/r1_distill_qwen_1.5b_math.yaml
+    # a distilled reasoning model on MATH (one GPU, one process: the vLLM engine and the LoRA policy share it)
+    python recipes/train_bcpg_nsa.py --config recipes/configs/bcpg/r1_distill_qwen_1.5b_math.yaml
 
 Writes the cached stages (rollouts, verdicts, samples, labels-*), the merged policy (``policy/``), ``metrics.json``
 (held-out accuracy, mining statistics) and the resolved ``config.yaml`` to ``--output_dir``.
