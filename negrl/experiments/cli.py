@@ -215,17 +215,32 @@ def base_parser() -> Any:
     return TrlParser((BasePolicyConfig, NegrlSFTConfig))
 
 
+def _given_keys(argv: Sequence[str] | None) -> set[str]:
+    """Keys set explicitly: those of the ``--config`` YAML and the ``--key`` flags of ``argv``."""
+    from negrl.experiments.config import read_yaml
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    keys = {a[2:].split("=", 1)[0].replace("-", "_") for a in args if a.startswith("--")}
+    if "--config" in args and args.index("--config") + 1 < len(args):
+        keys |= set(read_yaml(args[args.index("--config") + 1]))
+    for a in args:
+        if a.startswith("--config="):
+            keys |= set(read_yaml(a.split("=", 1)[1]))
+    return keys - {"config"}
+
+
 def train_base(argv: Sequence[str] | None) -> dict[str, Any]:
     """``negrl train base``: the embedded base policy (TrlParser, ``base_parser``)."""
     from negrl.experiments.base_policy import base_sft_args, train_base_policy
     from negrl.sft import NegrlSFTConfig
 
     cfg, sft_args = base_parser().parse_args_and_config(args=argv)
-    # Start from negrl's base-policy defaults; the YAML / CLI values in `sft_args` that differ from TRL's own
-    # defaults win, so the config file only has to hold overrides.
-    trl_defaults = NegrlSFTConfig(output_dir=sft_args.output_dir).to_dict()
-    overrides = {k: v for k, v in sft_args.to_dict().items() if trl_defaults.get(k) != v and k in trl_defaults}
-    overrides.pop("output_dir", None)
+    # Start from negrl's base-policy defaults; the training arguments the YAML or the command line sets win (also
+    # where they equal TRL's own default: `num_train_epochs: 3` must not fall back to the base's 40).
+    trl_fields = set(NegrlSFTConfig(output_dir=sft_args.output_dir).to_dict())
+    given = _given_keys(argv)
+    values = sft_args.to_dict()
+    overrides = {k: values[k] for k in given if k in trl_fields and k != "output_dir"}
     metrics = train_base_policy(cfg, base_sft_args(sft_args.output_dir, **overrides))
     print(
         f"base policy {metrics['task']} ({metrics['parameters']:,} params, {metrics['train_seconds']:.0f} s): "

@@ -55,3 +55,19 @@ def test_the_comparison_field_flags_are_exactly_set_overrides():
     assert pipeline_config(flags, ["awr"]) == pipeline_config(sets, ["awr"])
     cfg = pipeline_config(flags, ["awr"])
     assert (cfg.output_dir, cfg.threads, cfg.n_prompts, cfg.methods) == ("runs/x", 1, 16, ["awr"])
+
+
+def test_base_training_arguments_set_in_the_yaml_win_even_at_trl_defaults(tmp_path, monkeypatch) -> None:
+    # num_train_epochs: 3 equals TRL's default; it used to be dropped, so the base trained its default 40 epochs.
+    from negrl.experiments import base_policy, cli
+
+    cfg = tmp_path / "base.yaml"
+    cfg.write_text("output_dir: " + str(tmp_path / "b") + "\nnum_train_epochs: 3\nn_train: 8\n", encoding="utf-8")
+    seen = {}
+    monkeypatch.setattr(base_policy, "train_base_policy", lambda c, args: seen.update(args=args) or {
+        "task": "t", "parameters": 1, "train_seconds": 0.0, "held_out_greedy": 0.0, "held_out_sampled": 0.0,
+        "held_out_n": 0, "train_greedy": 0.0})
+    cli.train_base(["--config", str(cfg), "--learning_rate", "0.001"])
+    assert seen["args"].num_train_epochs == 3 and seen["args"].learning_rate == 0.001
+    assert seen["args"].per_device_train_batch_size == 64  # not given: the base's own default
+    assert cli._given_keys(["--config", str(cfg), "--seed=3"]) == {"output_dir", "num_train_epochs", "n_train", "seed"}
