@@ -116,6 +116,17 @@ def _normalise(config: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(config or {}, sort_keys=True, default=str))
 
 
+def redo_advice(directory: str | os.PathLike) -> str:
+    """What a user can do about a stage directory made with other settings, from a recipe, the CLI or Python.
+
+    Recipes and the ``negrl`` command have no ``overwrite`` switch: finished stages are reused by design, so redoing
+    one with other settings is an explicit deletion of its directory or a new output directory for the run.
+    """
+    return (f"delete {directory} to redo this stage with the new settings, or write the run to another output directory "
+            "(recipes and the negrl command: --output_dir DIR or --set output_dir=DIR; "
+            "from Python: StageWriter(..., overwrite=True))")
+
+
 class StageWriter:
     """Resumable writer of one stage's records (see the module docstring).
 
@@ -161,13 +172,11 @@ class StageWriter:
             stored = read_json_object(path, "stage config")
             if stored != self.config:
                 keys = sorted(k for k in set(stored) | set(self.config) if stored.get(k) != self.config.get(k))
-                raise StageError(
-                    f"{self.directory} was made with a different config (differs in {keys}); "
-                    "use another directory or overwrite=True"
-                )
+                raise StageError(f"{self.directory} was made with a different config (differs in {keys}); "
+                                 + redo_advice(self.directory))
         elif any(self.directory.glob("shard-*.jsonl")):
             raise StageError(f"{self.directory} holds shards but no config.json: which settings made them is "
-                             "unknown; use another directory or overwrite=True")
+                             "unknown; " + redo_advice(self.directory))
 
     def _write_config(self) -> None:
         """The stage's config, written together with its first shard (or its empty manifest)."""
@@ -258,7 +267,7 @@ def cached_stage(
         if stored != wanted:
             keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise StageError(f"{directory} was made with another config (differs in {keys}: stored {stored}, "
-                             f"asked {wanted}): use another output directory, or delete it to redo it")
+                             f"asked {wanted}); " + redo_advice(directory))
         return read_stage(directory, record_type)
     records = make()
     write_stage(directory, records, record_type, config=config)
