@@ -15,6 +15,7 @@ and the ``contrast`` between two negative arms) with t-intervals over seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -102,3 +103,301 @@ class LikraSeedsConfig:
 def load_seeds_config(path: str | Path | None, overrides: list[str] | None = None) -> LikraSeedsConfig:
     """YAML file (optional) + ``key=value`` overrides (dotted keys reach ``heads.*`` / ``negatives.<arm>.*``)."""
     return load_config(LikraSeedsConfig, path, overrides or [])
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def train_subset(train: list[Problem], n: int, seed: int) -> list[Problem]:
+    """``n`` questions drawn without replacement with ``random.Random(seed)`` from the whole train split, in the
+    drawn order (a seed's subset, shared by every arm of that seed)."""
+    if not 0 < n <= len(train):
+        raise ValueError(f"n_train={n} must be in [1, {len(train)}] (the train split's size)")
+    return [train[i] for i in random.Random(seed).sample(range(len(train)), n)]
+
+
+def seed_dir(cfg: LikraSeedsConfig, benchmark: str, seed: int) -> Path:
+    return Path(cfg.output_dir) / benchmark / f"seed{seed}"
+
+
+def _save(obj: Any, path: Path) -> None:
+    """``torch.save`` through a temporary name, so an interrupted write never leaves a cache file that looks done."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _load_logprobs(path: Path) -> Any:
+    from negrl.likra.scoring import ChoiceLogprobs
+
+    return ChoiceLogprobs(**torch.load(path))
+
+
+def _splits(cfg: LikraSeedsConfig, benchmark: str) -> tuple[list[Problem], list[Problem]]:
+    from negrl.benchmarks.arc import load_arc
+
+    return load_arc(benchmark, "train"), load_arc(benchmark, cfg.test_split, limit=cfg.n_test)
+
+
+def _score(cfg: LikraSeedsConfig, model: Any, tok: Any, problems: list[Problem], head: str, path: Path) -> None:
+    from negrl.likra.scoring import score_choices
+
+    if not path.exists():
+        _save(asdict(score_choices(model, tok, problems, heads=(head,), answer_prefix=cfg.answer_prefix,
+                                   batch_size=cfg.eval_batch_size, show_progress=False)), path)
+
+
+def _near_miss_scores(cfg: LikraSeedsConfig, model: Any, tok: Any, subset: list[Problem], d: Path) -> list[list[float]]:
+    """The base model's score of every option of the training subset (cached), as ``pick: hardest`` ranks them."""
+    from negrl.likra.scoring import BASE
+
+    _score(cfg, model, tok, subset, BASE, d / "train_base.pt")
+    norm = None if cfg.near_miss_length_norm == "none" else cfg.near_miss_length_norm
+    return _load_logprobs(d / "train_base.pt").per_question(BASE, norm)
+
+
+def _train_or_load(model: Any, tok: Any, head: str, pairs: tuple[list[str], list[str]], heads: LikraConfig,
+                   out: Path) -> None:
+    """Train ``head`` on ``pairs`` into ``out/checkpoints/n{N}/{head}``, or load it when that checkpoint exists."""
+    from negrl.likra.heads import list_checkpoints, load_head, train_head
+
+    final = list_checkpoints(out, head).get(len(pairs[0]))
+    if final is not None:
+        load_head(model, final, head)
+    else:
+        train_head(model, tok, head, pairs[0], pairs[1], heads, out)
+
+
+def run_seed(cfg: LikraSeedsConfig, benchmark: str, seed: int) -> dict[str, float]:
+    """Train and score every head of one (benchmark, seed), skipping each stage already cached; stage wall times."""
+    from negrl.likra.heads import attach_heads
+    from negrl.likra.negatives import choice_pairs
+    from negrl.likra.scoring import BASE
+    from negrl.modeling import load_policy
+
+    d, times = seed_dir(cfg, benchmark, seed), {}
+    logps = d / "logps"
+    wanted = [logps / "pos.pt"] + [logps / f"neg_{arm}.pt" for arm in cfg.negatives]
+    if all(p.exists() for p in wanted):
+        return times
+    t0 = time.time()
+    train, test = _splits(cfg, benchmark)
+    subset = train_subset(train, cfg.n_train, seed)
+    write_resolved_config(d / "config.json", {"experiment": cfg, "benchmark": benchmark, "seed": seed,
+                                              "train_ids": [p.problem_id for p in subset]})
+    model, tok = load_policy(cfg.model, dtype=cfg.dtype)
+    _score(cfg, model, tok, test, BASE, Path(cfg.output_dir) / benchmark / "base_test.pt")
+    needs_base = any(s.pick in ("hardest", "easiest") for s in cfg.negatives.values())
+    base_scores = _near_miss_scores(cfg, model, tok, subset, d) if needs_base else None
+    times["base_scoring_s"] = time.time() - t0
+    heads = dataclasses.replace(cfg.heads, seed=seed)
+    model = attach_heads(model, heads)
+    neg_init = {k: v.detach().clone() for k, v in model.named_parameters() if ".neg." in k}
+    pairs = {arm: choice_pairs(subset, spec, seed, base_scores, answer_prefix=cfg.answer_prefix)
+             for arm, spec in cfg.negatives.items()}
+    first = next(iter(pairs.values()))[0]
+    if any(p[0] != first for p in pairs.values()):  # one positive head serves every arm only if this holds
+        raise RuntimeError("the negative arms' positive pairs differ; the pos head cannot be shared")
+    t0 = time.time()
+    _train_or_load(model, tok, "pos", first, heads, d)
+    _score(cfg, model, tok, test, "pos", logps / "pos.pt")
+    times["pos_s"] = time.time() - t0
+    for arm, (_, neg) in pairs.items():
+        if (logps / f"neg_{arm}.pt").exists():
+            continue
+        t0 = time.time()
+        with torch.no_grad():  # every arm's negative head starts from the same seed-s initialisation
+            for k, v in model.named_parameters():
+                if k in neg_init:
+                    v.copy_(neg_init[k])
+        _train_or_load(model, tok, "neg", neg, heads, d / arm)
+        _score(cfg, model, tok, test, "neg", logps / f"neg_{arm}.pt")
+        times[f"neg_{arm}_s"] = time.time() - t0
+    return times
+
+
+def run(cfg: LikraSeedsConfig, log: Any = print) -> None:
+    """Every (benchmark, seed) in config order, resumably; appends each run's stage times to ``timing.jsonl``."""
+    write_resolved_config(Path(cfg.output_dir) / "config.json", {"experiment": cfg})
+    for benchmark in cfg.benchmarks:
+        for seed in cfg.seeds:
+            t0 = time.time()
+            times = run_seed(cfg, benchmark, seed)
+            if times:
+                row = {"benchmark": benchmark, "seed": seed, "wall_s": round(time.time() - t0, 1),
+                       **{k: round(v, 1) for k, v in times.items()}}
+                with (Path(cfg.output_dir) / "timing.jsonl").open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                log(json.dumps(row))
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+
+@dataclass
+class Interval:
+    """A mean over seeds with its t-interval (``lo``/``hi`` NaN with fewer than two values)."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+
+def _t_interval(values: list[float], confidence: float = 0.95) -> Interval:
+    """Mean ± t_{(1+c)/2, n−1} · s/√n (Student t over seeds; s the sample standard deviation)."""
+    from scipy.stats import t
+
+    n = len(values)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    m = sum(values) / n
+    if n == 1:
+        return Interval(m, math.nan, math.nan, 1)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    half = float(t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(m, m - half, m + half, n)
+
+
+def _paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[list[float], Interval]:
+    """Per-seed differences ``a[i] − b[i]`` and their t-interval. Private until ``negrl.metrics`` has one."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    diffs = [x - y for x, y in zip(a, b)]
+    return diffs, _t_interval(diffs, confidence)
+
+
+def likra_arm(neg: str, w: float) -> str:
+    return f"Likra {neg} w={w:g}"
+
+
+def seed_metrics(cfg: LikraSeedsConfig, benchmark: str, seed: int) -> dict[str, dict[str, float]] | None:
+    """``{arm: {acc, acc_norm}}`` of one (benchmark, seed) from its caches, or None while any cache is missing."""
+    from negrl.likra.scoring import BASE, ChoiceLogprobs
+
+    root, d = Path(cfg.output_dir) / benchmark, seed_dir(cfg, benchmark, seed) / "logps"
+    files = [root / "base_test.pt", d / "pos.pt"] + [d / f"neg_{arm}.pt" for arm in cfg.negatives]
+    if not all(f.exists() for f in files):
+        return None
+    base, pos = _load_logprobs(files[0]), _load_logprobs(files[1])
+
+    def with_heads(**logps: torch.Tensor) -> ChoiceLogprobs:
+        return dataclasses.replace(base, logps={BASE: base.logps[BASE], **logps})
+
+    def both(cl: ChoiceLogprobs, mode: str, w: float = 1.0) -> dict[str, float]:
+        return {"acc": cl.accuracy(mode, w), "acc_norm": cl.accuracy(mode, w, normalise=True)}
+
+    out = {"base": both(base, "base"), "SFT": both(with_heads(pos=pos.logps["pos"]), "sft")}
+    for arm in cfg.negatives:
+        cl = with_heads(pos=pos.logps["pos"], neg=_load_logprobs(d / f"neg_{arm}.pt").logps["neg"])
+        for w in cfg.ws:
+            out[likra_arm(arm, w)] = both(cl, "likra", w)
+    return out
+
+
+METRICS = ("acc", "acc_norm")
+
+
+def summarise(cfg: LikraSeedsConfig) -> dict[str, Any]:
+    """Per benchmark: the complete seeds, every arm's per-seed metrics, and the paired comparisons with intervals.
+
+    Comparisons (paired by seed): each Likra arm − SFT at every w (``primary`` marks w = ``primary_w``), and
+    the ``contrast`` Likra(a) − Likra(b) at every w."""
+    out: dict[str, Any] = {}
+    for benchmark in cfg.benchmarks:
+        per_seed = {s: m for s in cfg.seeds if (m := seed_metrics(cfg, benchmark, s)) is not None}
+        seeds = list(per_seed)
+        arms = {arm: {k: [per_seed[s][arm][k] for s in seeds] for k in METRICS} for arm in (per_seed[seeds[0]] if seeds else {})}
+        pairs = [(likra_arm(neg, w), "SFT", w) for neg in cfg.negatives for w in cfg.ws]
+        if cfg.contrast:
+            pairs += [(likra_arm(cfg.contrast[0], w), likra_arm(cfg.contrast[1], w), w) for w in cfg.ws]
+        comparisons = []
+        for a, b, w in pairs if seeds else []:
+            row: dict[str, Any] = {"a": a, "b": b, "w": w, "primary": w == cfg.primary_w}
+            for k in METRICS:
+                diffs, iv = _paired_difference(arms[a][k], arms[b][k], cfg.confidence)
+                row[k] = {"diffs": diffs, **asdict(iv)}
+            comparisons.append(row)
+        intervals = {arm: {k: asdict(_t_interval(v[k], cfg.confidence)) for k in METRICS} for arm, v in arms.items()}
+        out[benchmark] = {"seeds": seeds, "missing_seeds": [s for s in cfg.seeds if s not in per_seed],
+                          "arms": arms, "arm_intervals": intervals, "comparisons": comparisons}
+    return out
+
+
+def _pct(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{100 * x:.1f}"
+
+
+def _iv(d: dict[str, Any], signed: bool = False) -> str:
+    m = f"{100 * d['mean']:+.1f}" if signed else _pct(d["mean"])
+    return m if math.isnan(d["lo"]) else f"{m} [{_pct(d['lo'])}, {_pct(d['hi'])}]"
+
+
+def format_report(summary: dict[str, Any], confidence: float = 0.95) -> str:
+    """Markdown: per benchmark, the arms' mean acc / acc_norm over seeds (per-seed values), then the paired
+    differences with their t-intervals (accuracy points)."""
+    lines: list[str] = []
+    level = f"{100 * confidence:g} %"
+    for benchmark, s in summary.items():
+        lines += [f"#### {benchmark}: seeds {s['seeds']}" + (f" (missing: {s['missing_seeds']})" if s["missing_seeds"] else ""), ""]
+        if not s["seeds"]:
+            lines += ["no complete seed yet", ""]
+            continue
+        lines += [f"| arm | acc mean [{level} CI] | acc per seed | acc_norm mean [{level} CI] | acc_norm per seed |",
+                  "| --- | --- | --- | --- | --- |"]
+        for arm, v in s["arms"].items():
+            iv = s["arm_intervals"][arm]
+            lines.append(f"| {arm} | {_iv(iv['acc'])} | {' / '.join(_pct(x) for x in v['acc'])} | "
+                         f"{_iv(iv['acc_norm'])} | {' / '.join(_pct(x) for x in v['acc_norm'])} |")
+        lines += ["", f"| paired difference (points) | acc: per seed | acc: mean [{level} CI] | acc_norm: per seed | "
+                      f"acc_norm: mean [{level} CI] |", "| --- | --- | --- | --- | --- |"]
+        for c in s["comparisons"]:
+            name = f"{c['a']} − {c['b'].split(' w=')[0]}" + (" (primary)" if c["primary"] else "")
+            cells = [f"{' / '.join(f'{100 * x:+.1f}' for x in c[k]['diffs'])} | {_iv(c[k], signed=True)}" for k in METRICS]
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_summary(summary: dict[str, Any], path: str | Path, w: float = 1.0) -> Path:
+    """PNG of base, SFT and each Likra negative arm at ``w``: per benchmark and metric (acc, acc_norm), the mean
+    over seeds with its t-interval, and every seed as a grey dot."""
+    from negrl.experiments.figures import new_figure, save_figure
+
+    series = [(b, k) for b in summary for k in METRICS]
+    arms = [a for a in next(iter(summary.values()))["arms"] if a in ("base", "SFT") or a.endswith(f" w={w:g}")]
+    fig, ax = new_figure((1.6 * len(arms) + 3, 4.2))
+    width = 0.8 / max(1, len(series))
+    for j, (benchmark, k) in enumerate(series):
+        s = summary[benchmark]
+        if not s["seeds"]:
+            continue
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(arms))]
+        ivs = [s["arm_intervals"][a][k] for a in arms]
+        err = [[0.0 if math.isnan(iv["lo"]) else iv["mean"] - iv["lo"] for iv in ivs],
+               [0.0 if math.isnan(iv["hi"]) else iv["hi"] - iv["mean"] for iv in ivs]]
+        ax.errorbar(xs, [iv["mean"] for iv in ivs], yerr=err, fmt="o", capsize=3,
+                    label=f"{benchmark} {k} ({len(s['seeds'])} seeds)")
+        for x, a in zip(xs, arms):
+            ax.plot([x] * len(s["arms"][a][k]), s["arms"][a][k], ".", color="gray", alpha=0.6)
+    ax.set_xticks(range(len(arms)))
+    ax.set_xticklabels([a.replace(f" w={w:g}", f"\n(w={w:g})") for a in arms])
+    ax.set_ylabel("accuracy (mean over seeds, t-interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def write_report(cfg: LikraSeedsConfig, figure: str | Path | None = None) -> tuple[str, Path | None]:
+    """Summarise the caches into ``{output_dir}/summary.json`` and ``report.md`` and draw the figure (default
+    ``{output_dir}/accuracy.png``; none while no seed is complete). Returns (markdown, figure path)."""
+    out = Path(cfg.output_dir)
+    summary = summarise(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    text = format_report(summary, cfg.confidence)
+    (out / "report.md").write_text(text + "\n")
+    if not any(s["seeds"] for s in summary.values()):
+        return text, None
+    return text, plot_summary(summary, figure or out / "accuracy.png", w=cfg.primary_w)
