@@ -120,7 +120,8 @@ def _eval(path: Path) -> None:
 PARSERS: dict[str, Callable[[Path], None]] = {
     "recipes/configs/ablation": _ablation, "recipes/configs/base": _base, "recipes/configs/bcpg": _bcpg,
     "recipes/configs/demo": _demo, "recipes/configs/likra": _likra, "recipes/configs/star": _star,
-    "recipes/configs/step_rl": _pipeline, "recipes/configs/steps": _steps, "eval/configs": _eval,
+    "recipes/configs/real": _pipeline, "recipes/configs/step_rl": _pipeline, "recipes/configs/steps": _steps,
+    "eval/configs": _eval,
 }
 
 
