@@ -9,7 +9,10 @@ and the weighted-completion trainers (``negrl.trainers.weighted``: BCPG-NSA, AWR
    (one token per character) and for BPE tokenizers (a token may cover several characters, or straddle a step
    boundary: **a token takes the weight of the span in which it starts**; a token starting outside every span takes
    ``default_weight``). Prompt and completion are tokenised separately and concatenated, so the prompt/completion
-   boundary is exact for every tokenizer.
+   boundary is exact for every tokenizer. Given the completion's *generated* ids (``completion_ids``), those are the
+   completion tokens instead of a re-encoding of its text, and a span's tokens are those between the token cuts
+   (``negrl.steps.monte_carlo.token_cut``) of its start and end: a token straddling a step end belongs to the next
+   step, as in the Monte-Carlo prefixes that valued the steps.
 2. ``WeightedCompletionCollator`` — right-pads ``input_ids`` / ``attention_mask`` / ``completion_mask`` /
    ``token_weights`` and stacks named float scalar columns (``advantage``, ``ref_logp``, ...).
 3. ``completion_token_logps`` / ``sequence_logps`` — per-token ``(B, T-1)`` and per-sequence log-probabilities.
@@ -28,6 +31,8 @@ from typing import Any
 import torch
 from datasets import Dataset
 from trl.trainer.utils import selective_log_softmax
+
+from negrl.steps.monte_carlo import token_cut
 
 
 TOKEN_COLUMNS = ("input_ids", "completion_mask", "token_weights")
@@ -64,6 +69,27 @@ def span_weights(offsets: Sequence[tuple[int, int]], spans: Sequence[Span], defa
     return weights
 
 
+def generated_span_weights(
+    tokenizer: Any, ids: Sequence[int], completion: str, spans: Sequence[Span], default_weight: float
+) -> list[float]:
+    """Weight of each generated token: the tokens from the cut at a span's start to the cut at its end take its
+    weight (cuts: the largest token boundary at or before a character offset, ``token_cut``)."""
+    def cut(pos: int) -> int:
+        if pos >= len(completion):
+            return len(ids)
+        n = token_cut(tokenizer, ids, completion, pos)
+        if n is None:
+            raise ValueError(f"completion_ids do not decode to the completion {completion[:40]!r}...: ids of another "
+                             "tokenizer?")
+        return n
+
+    weights = [float(default_weight)] * len(ids)
+    for start, end, weight in spans:
+        a, b = cut(start), cut(end)
+        weights[a:b] = [weight] * (b - a)
+    return weights
+
+
 def tokenize_weighted(
     tokenizer: Any,
     prompt: str,
@@ -73,6 +99,7 @@ def tokenize_weighted(
     add_eos: bool = True,
     max_length: int | None = None,
     eos_weight: float | None = None,
+    completion_ids: Sequence[int] | None = None,
 ) -> dict[str, list]:
     """Tokenise one prompt/completion row with per-token weights on the completion.
 
@@ -86,17 +113,27 @@ def tokenize_weighted(
         add_eos: Append ``tokenizer.eos_token_id`` as the last completion token (a finished sample).
         max_length: Keep at most this many tokens in all (the end of the completion is cut).
         eos_weight: Weight of the appended EOS token (default: ``default_weight``).
+        completion_ids: The token ids the policy generated for ``completion`` (they must decode to it): used as the
+            completion tokens instead of encoding the text (spans mapped with ``generated_span_weights``).
 
     Returns:
         ``{"input_ids": [P + C ints], "completion_mask": [0]*P + [1]*C, "token_weights": [0.0]*P + C weights}``.
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    enc = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=spans is not None)
-    completion_ids = list(enc["input_ids"])
-    if spans:
-        weights = span_weights(enc["offset_mapping"], _check_spans(spans, len(completion)), default_weight)
+    if completion_ids is not None:
+        completion_ids = list(completion_ids)
+        if tokenizer.decode(completion_ids, skip_special_tokens=True) != completion:
+            raise ValueError(f"completion_ids decode to {tokenizer.decode(completion_ids)[:40]!r}..., not to the "
+                             f"completion {completion[:40]!r}...: ids of another tokenizer, or another row's ids?")
+        weights = generated_span_weights(tokenizer, completion_ids, completion,
+                                         _check_spans(spans or [], len(completion)), default_weight)  # fmt: skip
     else:
-        weights = [float(default_weight)] * len(completion_ids)
+        enc = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=spans is not None)
+        completion_ids = list(enc["input_ids"])
+        if spans:
+            weights = span_weights(enc["offset_mapping"], _check_spans(spans, len(completion)), default_weight)
+        else:
+            weights = [float(default_weight)] * len(completion_ids)
     if add_eos:
         if tokenizer.eos_token_id is None:
             raise ValueError("add_eos=True but the tokenizer has no eos_token_id")

@@ -1,4 +1,5 @@
-"""What every builder starts from: a problem's verified rollouts, and counts of what a builder kept or dropped."""
+"""What every builder starts from: a problem's verified rollouts, counts of what a builder kept or dropped, and the
+rollouts' generated token ids cut on token boundaries (``GeneratedTokens``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from negrl.records import Problem, Rollout, Verdict
+from negrl.steps.monte_carlo import token_cut
 
 
 PromptFn = Callable[[Problem], str]
@@ -59,3 +61,49 @@ def group_rollouts(
 def unique_texts(texts: list[str]) -> list[str]:
     """``texts`` without repeats, in first-seen order."""
     return list(dict.fromkeys(texts))
+
+
+@dataclass
+class TokenPrefix:
+    """The first tokens of a rollout's generated ids and the text they decode to (a prefix of its completion)."""
+
+    ids: list[int]
+    text: str
+
+
+class GeneratedTokens:
+    """Cuts of rollouts' *generated* token ids on token boundaries, so that trained rows hold the tokens the policy
+    produced rather than a re-encoding of cut text.
+
+    With a byte-level BPE tokenizer, re-encoding ``completion[:end]`` can give tokens the policy never generated
+    (SmolLM2: a generated ``Ċ Ċ`` becomes one ``ĊĊ`` at the end of a cut text; a ``ĊĠ`` token straddles a line
+    end). ``cut(rollout, end)`` keeps the largest token boundary at or before the character offset ``end``, with the
+    same ``negrl.steps.monte_carlo.token_cut`` the Monte-Carlo continuations are cut with. A rollout is usable when it
+    kept ``completion_ids`` and they decode to its completion; ``cut`` returns ``None`` for the others (records
+    written before ids were kept, or ids of another tokenizer), and builders then fall back to text.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._usable: dict[str, bool] = {}
+
+    def usable(self, rollout: Rollout) -> bool:
+        """Whether the rollout's ``completion_ids`` exist and decode to its completion (cached per rollout id)."""
+        ok = self._usable.get(rollout.rollout_id)
+        if ok is None:
+            ids = rollout.completion_ids
+            ok = bool(ids) and self.tokenizer.decode(list(ids), skip_special_tokens=True) == rollout.completion
+            self._usable[rollout.rollout_id] = ok
+        return ok
+
+    def cut(self, rollout: Rollout, end: int) -> TokenPrefix | None:
+        """The generated ids up to the largest token boundary at or before character ``end`` (``None``: unusable)."""
+        if not self.usable(rollout):
+            return None
+        ids = list(rollout.completion_ids or [])
+        if end >= len(rollout.completion):
+            return TokenPrefix(ids, rollout.completion)
+        n = token_cut(self.tokenizer, ids, rollout.completion, end)
+        if n is None:
+            return None
+        return TokenPrefix(ids[:n], self.tokenizer.decode(ids[:n], skip_special_tokens=True))

@@ -3,7 +3,7 @@
 | builder | TRL columns | extra columns |
 | --- | --- | --- |
 | ``rft_rows`` | ``prompt``, ``completion`` | ``problem_id`` |
-| ``awr_rows`` | ``prompt``, ``completion`` | ``spans`` (``[start, end, advantage]`` in completion chars), ``add_eos``, ``problem_id``, ``correct`` |
+| ``awr_rows`` | ``prompt``, ``completion`` | ``spans`` (``[start, end, advantage]`` in completion chars), ``add_eos``, ``problem_id``, ``correct`` (+ ``completion_ids`` with a tokenizer) |
 
 The preference rows (per-step and outcome DPO) are ``negrl.builders.preference``.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from negrl.builders.groups import BuildStats, PromptFn, group_rollouts, unique_texts
+from negrl.builders.groups import BuildStats, GeneratedTokens, PromptFn, group_rollouts, unique_texts
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 
 
@@ -63,13 +63,40 @@ class AWRRowConfig:
     dedup: bool = True
 
 
-def _spans(labels: StepLabels | None, upto: int | None = None) -> list[list[float]]:
-    """``[start, end, advantage]`` of each step (steps ``<= upto``); unknown advantages (``None``) become 0."""
+def _spans(labels: StepLabels | None, upto: int | None = None, n_chars: int | None = None) -> list[list[float]]:
+    """``[start, end, advantage]`` of each step (steps ``<= upto``, ends clipped to ``n_chars``); unknown advantages
+    (``None``) become 0."""
     if labels is None:
         return []
     advantages = labels.advantages
     n = len(labels.steps) if upto is None else upto + 1
-    return [[float(s.start), float(s.end), float(a or 0.0)] for s, a in zip(labels.steps[:n], advantages[:n])]
+    limit = n_chars if n_chars is not None else max((s.end for s in labels.steps), default=0)
+    return [[float(s.start), float(min(s.end, limit)), float(a or 0.0)]
+            for s, a in zip(labels.steps[:n], advantages[:n])]  # fmt: skip
+
+
+_Row = tuple[str, list[int] | None, bool, list[list[float]]]  # completion, its generated ids, add_eos, spans
+
+
+def _awr_row(r: Rollout, ok: bool, sl: StepLabels | None, cfg: AWRRowConfig,
+             tokens: GeneratedTokens | None) -> _Row | str:
+    """What one rollout contributes (see ``awr_rows``), or the reason it is dropped."""
+    whole_ids = list(r.completion_ids or []) if tokens is not None and tokens.usable(r) else None
+    whole: _Row = (r.completion, whole_ids, r.finish_reason == "stop", _spans(sl))
+    if ok:
+        return whole
+    if sl is None or sl.first_error is None:
+        return "no_pit" if cfg.drop_without_pit else whole
+    if not cfg.truncate_negatives:
+        return whole
+    c = sl.first_error
+    head = tokens.cut(r, sl.steps[c].start) if tokens is not None else None
+    tail = tokens.cut(r, sl.steps[c].end) if head is not None else None
+    if head is None or tail is None:  # text rows (no usable generated ids)
+        return r.completion[: sl.steps[c].end], None, False, _spans(sl, upto=c)
+    if len(tail.ids) <= len(head.ids):
+        return "pit_inside_token"  # no token boundary between the pit's start and end: no pit token left
+    return tail.text, tail.ids, False, _spans(sl, upto=c, n_chars=len(tail.text))
 
 
 def awr_rows(
@@ -80,6 +107,7 @@ def awr_rows(
     config: AWRRowConfig | None = None,
     prompt_fn: PromptFn | None = None,
     stats: BuildStats | None = None,
+    tokenizer: Any = None,
 ) -> Dataset:
     """Rows of advantage-weighted RL: positive and negative rollouts with per-step advantages as character spans.
 
@@ -87,9 +115,18 @@ def awr_rows(
     ``A_i = V_i - V_{i-1}`` from ``StepLabels.advantages``; characters outside every span have advantage 0),
     ``add_eos`` (whether the completion ends the solution), ``problem_id`` and ``correct``.
     ``negrl.completion_tokens.tokenize_weighted`` maps the spans to per-token advantages.
+
+    ``tokenizer`` (the policy's): rows get a ``completion_ids`` column, the rollout's generated ids — for a truncated
+    negative cut on the largest token boundary inside its critical step (``negrl.builders.groups.GeneratedTokens``,
+    the Monte-Carlo cut; ``completion`` is then their decoded text and the pit's span ends there; a pit with no
+    token boundary past its start drops the rollout, ``"pit_inside_token"``) — so that training sees the tokens the
+    policy generated, not a re-encoding of cut text. ``None`` in that column (a rollout without ``completion_ids``,
+    e.g. records written before ids were kept) keeps the text row; without ``tokenizer`` the rows are exactly the
+    text rows.
     """
     cfg = config or AWRRowConfig()
     stats = stats if stats is not None else BuildStats()
+    tokens = GeneratedTokens(tokenizer) if tokenizer is not None else None
     labels = {sl.rollout_id: sl for sl in step_labels}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     serial = 0
@@ -98,23 +135,16 @@ def awr_rows(
         items = [(r, True) for r in g.correct] if cfg.include_positives else []
         items += [(r, False) for r in g.wrong]
         for r, ok in items:
-            sl = labels.get(r.rollout_id)
-            if ok:
-                text, eos, spans = r.completion, r.finish_reason == "stop", _spans(sl)
-            elif sl is None or sl.first_error is None:
-                if cfg.drop_without_pit:
-                    stats.drop("no_pit")
-                    continue
-                text, eos, spans = r.completion, r.finish_reason == "stop", _spans(sl)
-            elif cfg.truncate_negatives:
-                c = sl.first_error
-                text, eos, spans = r.completion[: sl.steps[c].end], False, _spans(sl, upto=c)
-            else:
-                text, eos, spans = r.completion, r.finish_reason == "stop", _spans(sl)
+            got = _awr_row(r, ok, labels.get(r.rollout_id), cfg, tokens)
+            if isinstance(got, str):
+                stats.drop(got)
+                continue
+            text, ids, eos, spans = got
             key = (prompt, text) if cfg.dedup else (prompt, str(serial))
             serial += 1
             rows.setdefault(key, {"prompt": prompt, "completion": text, "spans": spans, "add_eos": eos,
-                                  "problem_id": g.problem.problem_id, "correct": ok})
+                                  "problem_id": g.problem.problem_id, "correct": ok, "completion_ids": ids})
     stats.kept = len(rows)
     columns = ["prompt", "completion", "spans", "add_eos", "problem_id", "correct"]
+    columns += ["completion_ids"] if tokens is not None else []
     return Dataset.from_dict({k: [r[k] for r in rows.values()] for k in columns})

@@ -15,8 +15,9 @@ of a negative is *down-weighted* relative to the useful steps rather than pushed
 plain advantage-weighted policy-gradient variant, which does push negative-advantage steps down.
 
 Built on ``negrl.trainers.weighted``: rows from ``negrl.builders.awr_rows`` (``prompt``, ``completion``, ``spans``
-of ``[start, end, advantage]``, ``add_eos``) are tokenised with ``tokenize_weighted`` into per-token advantages
-(held in the ``token_weights`` column), and the loss is ``negrl.losses.awr_loss``.
+of ``[start, end, advantage]``, ``add_eos`` and, when built with the tokenizer, the generated ``completion_ids``) are
+tokenised with ``tokenize_weighted`` into per-token advantages (held in the ``token_weights`` column), and the loss
+is ``negrl.losses.awr_loss``.
 """
 
 from __future__ import annotations
@@ -61,14 +62,19 @@ class AWRConfig(WeightedCompletionConfig):
 
 
 def tokenize_awr_rows(dataset: Dataset, tokenizer: Any, max_length: int | None = None) -> Dataset:
-    """Per-token advantages (``token_weights``) from ``spans``; EOS per row's ``add_eos`` (default: append)."""
+    """Per-token advantages (``token_weights``) from ``spans``; EOS per row's ``add_eos`` (default: append).
+
+    A row's ``completion_ids`` (``awr_rows(..., tokenizer=...)``: the generated ids), when not ``None``, are its
+    completion tokens; otherwise the completion text is encoded.
+    """
     missing = {"prompt", "completion"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"AWR dataset lacks column(s) {sorted(missing)} (and is not pre-tokenised)")
 
     def _row(row: dict[str, Any]) -> dict[str, list]:
         return tokenize_weighted(tokenizer, row["prompt"], row["completion"], spans=row.get("spans") or None,
-                                 default_weight=0.0, add_eos=bool(row.get("add_eos", True)), max_length=max_length)
+                                 default_weight=0.0, add_eos=bool(row.get("add_eos", True)), max_length=max_length,
+                                 completion_ids=row.get("completion_ids"))
 
     return dataset.map(_row, desc="tokenize AWR rows")
 

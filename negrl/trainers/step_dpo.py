@@ -5,9 +5,11 @@ TRL 1.16's ``DPOTrainer._prepare_dataset`` appends EOS to *both* ``chosen`` and 
 critical step: with an EOS the loss would teach "do not stop after the pit" instead of "do not take the pit step".
 ``StepDPOTrainer`` therefore tokenises the rows itself (``tokenize_pair``): EOS is appended only where the row's
 ``chosen_eos`` / ``rejected_eos`` column says the text ends the solution (defaults when the columns are absent:
-chosen ``True``, rejected ``False``). Rows that already hold ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` are
-used as they are. Everything else — collator, loss (``loss_type="sigmoid"``, i.e. ``negrl.losses.dpo_loss``),
-reference handling — is TRL's.
+chosen ``True``, rejected ``False``). A side whose ``prompt_token_ids`` / ``chosen_token_ids`` /
+``rejected_token_ids`` column holds ids (``negrl.builders.step_dpo_pairs(..., tokenizer=...)``: the ids the policy
+generated, cut on token boundaries) is taken from them instead of encoding its text, EOS still per the flags. Rows
+that already hold TRL's ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` are used as they are. Everything else —
+collator, loss (``loss_type="sigmoid"``, i.e. ``negrl.losses.dpo_loss``), reference handling — is TRL's.
 
 Reference policy = the SFT policy: pass ``peft_config`` and the reference is the same model with the LoRA adapter
 disabled. Without peft, an in-memory model gets a frozen deep copy as reference, because TRL would otherwise reload
@@ -22,6 +24,7 @@ unless asked, and ``rpo_alpha`` (RPO: add ``rpo_alpha`` × NLL of the chosen com
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,28 +71,34 @@ class StepDPOConfig(DeviceDefaults, CheckpointDefaults, DPOConfig):
 
 
 def tokenize_pair(
-    tokenizer: Any, prompt: str, chosen: str, rejected: str, chosen_eos: bool = True, rejected_eos: bool = False
+    tokenizer: Any, prompt: str, chosen: str, rejected: str, chosen_eos: bool = True, rejected_eos: bool = False,
+    prompt_token_ids: Sequence[int] | None = None, chosen_token_ids: Sequence[int] | None = None,
+    rejected_token_ids: Sequence[int] | None = None,
 ) -> dict[str, list[int]]:
     """Token ids of one preference row; EOS only on a side that ends the solution.
 
     Prompt and completions are tokenised separately (no special tokens), as generation saw them: the prompt was
-    encoded alone and the completion tokens followed it.
+    encoded alone and the completion tokens followed it. A side given as ``*_token_ids`` (the generated ids the
+    builder cut) is taken as it is, instead of encoding its text.
     """
     if not isinstance(prompt, str) or not isinstance(chosen, str) or not isinstance(rejected, str):
         raise TypeError("StepDPOTrainer expects plain-text prompt/chosen/rejected (format chat prompts beforehand)")
     eos = tokenizer.eos_token_id
     if eos is None and (chosen_eos or rejected_eos):
         raise ValueError("the tokenizer has no eos_token_id")
-    encode = lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    def ids(text: str, given: Sequence[int] | None) -> list[int]:
+        return list(given) if given is not None else list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     return {
-        "prompt_ids": encode(prompt),
-        "chosen_ids": encode(chosen) + ([eos] if chosen_eos else []),
-        "rejected_ids": encode(rejected) + ([eos] if rejected_eos else []),
+        "prompt_ids": ids(prompt, prompt_token_ids),
+        "chosen_ids": ids(chosen, chosen_token_ids) + ([eos] if chosen_eos else []),
+        "rejected_ids": ids(rejected, rejected_token_ids) + ([eos] if rejected_eos else []),
     }
 
 
 def tokenize_pairs(dataset: Dataset, tokenizer: Any, max_length: int | None = None) -> Dataset:
-    """Add ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` to rows of ``prompt``/``chosen``/``rejected``.
+    """Add ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids`` to rows of ``prompt``/``chosen``/``rejected`` (and the
+    optional ``*_token_ids`` columns of generated ids, see ``tokenize_pair``).
 
     Rows whose prompt alone fills ``max_length`` are dropped (TRL does the same: no completion token would be left).
     """
@@ -102,7 +111,8 @@ def tokenize_pairs(dataset: Dataset, tokenizer: Any, max_length: int | None = No
 
         def _row(row: dict[str, Any]) -> dict[str, list[int]]:
             return tokenize_pair(tokenizer, row["prompt"], row["chosen"], row["rejected"],
-                                 bool(row.get("chosen_eos", True)), bool(row.get("rejected_eos", False)))
+                                 bool(row.get("chosen_eos", True)), bool(row.get("rejected_eos", False)),
+                                 row.get("prompt_token_ids"), row.get("chosen_token_ids"), row.get("rejected_token_ids"))
 
         tokenized = dataset.map(_row, desc="tokenize step-DPO pairs")
     if max_length is not None:
