@@ -60,16 +60,18 @@ def evaluate_policy(
     batch_size: int = 256,
     show_progress: bool = False,
     use_chat_template: bool = False,
+    backend: str = "hf",
 ) -> PolicyEval:
     """Greedy accuracy and sampled accuracy (``samples`` draws per problem at ``temperature``) on ``problems``.
 
     ``use_chat_template`` must be the flag the policy was sampled and trained with: generation builds each prompt
     with ``negrl.generation.format_prompt``, the one prompt builder of every stage, so a policy trained on
-    chat-formatted prompts is evaluated on the same strings rather than on raw questions.
+    chat-formatted prompts is evaluated on the same strings rather than on raw questions. ``backend``: that of
+    ``negrl.generation`` (``"vllm"``: ``model`` is a ``vllm.LLM``, a ``VLLMPolicy`` or a model path).
     """
     base = GenerationConfig(
         max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, show_progress=show_progress,
-        use_chat_template=use_chat_template,
+        use_chat_template=use_chat_template, backend=backend,
     )
     greedy_rollouts = generate_rollouts(problems, model, tokenizer, replace(base, temperature=0.0))
     sampled_rollouts = generate_rollouts(

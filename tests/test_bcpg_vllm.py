@@ -190,8 +190,9 @@ def _canned_answers(cfg, rounds: int):
 def test_rounds_sample_on_one_engine_with_the_previous_rounds_adapter(fake_vllm, base_policy, tmp_path,
                                                                      char_tokenizer):
     """Two vLLM rounds: one engine of the base; round 0 samples the base, round 1 round 0's stacked adapter (fresh
-    samples and Monte-Carlo continuations alike); the engine sleeps while the torch policy trains."""
-    from negrl.experiments.bcpg import STACKED_ADAPTER, BCPGRunConfig, run_rounds
+    samples and Monte-Carlo continuations alike), each round's held-out eval its own adapter; the engine sleeps while
+    the torch policy trains."""
+    from negrl.experiments.bcpg import STACKED_ADAPTER, BCPGRunConfig, round_problems, run_rounds
     from negrl.io import read_stage
     from negrl.records import Rollout
     from negrl.trainers.bcpg_nsa import BCPGNSAConfig
@@ -207,24 +208,27 @@ def test_rounds_sample_on_one_engine_with_the_previous_rounds_adapter(fake_vllm,
     assert len(fake_vllm.instances) == 1  # one engine for both rounds and the Monte-Carlo labelling
     llm = fake_vllm.instances[0]
     assert llm.model == str(base_policy)
-    assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 8  # lora_r 4 × 1 round → 8
+    assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 8  # lora_r 4 × 2 rounds
     assert llm.kwargs["enable_prefix_caching"] is True and llm.kwargs["enable_sleep_mode"] is True
     assert llm.events == ["sleep1", "wake", "sleep1", "wake"]  # asleep while each round trains
 
-    stacked0 = tmp_path / "run" / "round-00" / "policy" / STACKED_ADAPTER
-    loras = [None if c["lora"] is None else c["lora"].lora_path for c in llm.calls]
-    split = loras.index(str(stacked0))
-    assert split > 0 and loras[:split] == [None] * split and loras[split:] == [str(stacked0)] * (len(loras) - split)
-    ids = {c["lora"].lora_int_id for c in llm.calls if c["lora"] is not None}
-    assert len(ids) == 1 and min(ids) >= 1
+    stacked = [str(tmp_path / "run" / f"round-{r:02d}" / "policy" / STACKED_ADAPTER) for r in (0, 1)]
+    held = {p.prompt for p in round_problems(cfg)[1]}
 
-    def kinds(calls):  # "sample": fresh problem prompts; "mc": a step prefix after the prompt
-        return {"mc" if any(t not in problems for t in c["prompts"]) else "sample" for c in calls}
+    def kind(call) -> str:  # "eval": held-out prompts only; "data": the round's samples and Monte-Carlo prefixes
+        return "eval" if set(call["prompts"]) <= held else "data"
 
-    assert kinds(llm.calls[:split]) == {"sample", "mc"} and kinds(llm.calls[split:]) == {"sample", "mc"}
+    seen = [(kind(c), None if c["lora"] is None else c["lora"].lora_path) for c in llm.calls]
+    phases = [k for i, k in enumerate(seen) if i == 0 or k != seen[i - 1]]  # runs of equal calls
+    assert phases == [("data", None), ("eval", stacked[0]), ("data", stacked[0]), ("eval", stacked[1])], phases
+    prefixed = {None if c["lora"] is None else c["lora"].lora_path for c in llm.calls  # Monte-Carlo step prefixes
+                if any(t not in problems for t in c["prompts"])}
+    assert prefixed == {None, stacked[0]}
+    ids = {c["lora"].lora_path: c["lora"].lora_int_id for c in llm.calls if c["lora"] is not None}
+    assert sorted(ids.values()) == [1, 2]  # one id per adapter, never 0 (vLLM's "no adapter")
 
     r1 = read_stage(tmp_path / "run" / "round-01" / "rollouts", Rollout)
-    assert {r.model for r in r1} == {str(stacked0)}
+    assert {r.model for r in r1} == {stacked[0]}
     eos = char_tokenizer.eos_token_id
     assert all(r.completion_ids and eos not in r.completion_ids for r in r1)  # EOS removed, as on hf
     for r, stacked_rank in ((0, 4), (1, 8)):

@@ -16,9 +16,10 @@ vLLM engine per process, built once from ``policy`` (the base, with ``enable_lor
 round, by Monte-Carlo labelling and by a resumed run. Round ``r`` samples (and Monte-Carlo-labels) with round
 ``r − 1``'s policy as a LoRA adapter of that base (``vllm.lora.request.LoRARequest``): each round trains a fresh
 LoRA on the previous round's merged policy, exactly as on ``hf``, and ``negrl.lora.stack_lora_adapters`` writes the
-rounds so far as one adapter on the base (``round-XX/policy/stacked_adapter``, rank ``lora_r × (r + 1)``). The torch
-policy still computes the behaviour log-probs, trains and is evaluated; the engine sleeps (``LLM.sleep``, weights in
-CPU memory) while it trains and is evaluated (``vllm_sleep``).
+rounds so far as one adapter on the base (``round-XX/policy/stacked_adapter``, rank ``lora_r × (r + 1)``; the
+engine's ``max_lora_rank`` holds ``lora_r × rounds``). Round ``r``'s held-out evaluation samples its own stacked
+adapter on the engine. The torch policy computes the behaviour log-probs and trains; the engine sleeps
+(``LLM.sleep(level=1)``, weights in CPU memory) while it trains (``vllm_sleep``).
 
 Annotators (``ANNOTATORS``: the library's one dispatcher, ``negrl.steps.sources``): ``"consensus"`` (the paper:
 LLM judge and PRM, rule ``and``; sources and rule configurable), ``"mc"`` (Monte-Carlo values), ``"prm"``,
@@ -161,9 +162,8 @@ def vllm_sampler(cfg: BCPGRunConfig, policy: str) -> Any:
     if num_processes() > 1:
         raise RuntimeError(f"backend: vllm builds one engine in one process, but this run has {num_processes()} "
                            f"processes (accelerate launch); run the rounds as one process or use backend: hf")
-    # One engine serves every round: its max_lora_rank holds the last round's stacked adapter.
-    engine_args = {"enable_lora": True, "max_loras": 1,
-                   "max_lora_rank": max_lora_rank(cfg.lora_r * max(1, cfg.rounds - 1)),
+    # One engine serves every round: its max_lora_rank holds the last round's stacked adapter (evaluated too).
+    engine_args = {"enable_lora": True, "max_loras": 1, "max_lora_rank": max_lora_rank(cfg.lora_r * cfg.rounds),
                    "gpu_memory_utilization": cfg.vllm_gpu_memory_utilization, "enable_sleep_mode": cfg.vllm_sleep}
     if str(policy) == str(cfg.policy):
         return VLLMPolicy(cfg.policy, engine_args)
@@ -177,7 +177,7 @@ def vllm_sampler(cfg: BCPGRunConfig, policy: str) -> Any:
         raise ValueError(f"{adapter} adapts {config.get('base_model_name_or_path')!r}, not policy {cfg.policy!r}")
     if config["r"] > engine_args["max_lora_rank"]:
         raise ValueError(f"{adapter} has rank {config['r']} > the engine's max_lora_rank "
-                         f"{engine_args['max_lora_rank']} (lora_r × (rounds − 1)); raise rounds to the run's count")
+                         f"{engine_args['max_lora_rank']} (lora_r × rounds); set rounds to the run's count")
     return VLLMPolicy(cfg.policy, engine_args, adapter=str(adapter))
 
 
@@ -296,7 +296,7 @@ def run_args(args: Any, output_dir: Path, seed: int) -> Any:
 
 
 def evaluate(model: Any, tokenizer: Any, held_out: Sequence[Problem], cfg: BCPGRunConfig, seed: int) -> dict:
-    """Held-out greedy and sampled accuracy (``negrl.evaluation``)."""
+    """Held-out greedy and sampled accuracy (``negrl.evaluation``) of ``model`` (a ``VLLMPolicy`` on vLLM)."""
     from negrl.evaluation import evaluate_policy
 
     if not held_out:
@@ -304,7 +304,7 @@ def evaluate(model: Any, tokenizer: Any, held_out: Sequence[Problem], cfg: BCPGR
     # The prompt format and temperature of sampling: a policy trained on chat prompts is scored on chat prompts.
     ev = evaluate_policy(held_out, model, tokenizer, max_new_tokens=cfg.max_new_tokens, samples=cfg.eval_samples,
                          temperature=cfg.temperature, seed=seed, batch_size=cfg.gen_batch_size,
-                         use_chat_template=cfg.use_chat_template)
+                         use_chat_template=cfg.use_chat_template, backend=cfg.backend)
     return ev.as_dict()
 
 
@@ -323,13 +323,14 @@ def run_round(cfg: BCPGRunConfig, args: Any, policy: str, out_dir: Path, seed: i
     data = prepare_data(cfg, model, tokenizer, seed, out_dir, round_index, args.max_length, sampler)
     mined, stats = mine(data, cfg, model, tokenizer, seed, out_dir, args.max_length, sampler)
     dataset = bcpg_dataset(mined, tokenizer, cfg.beta, args.max_length)
-    with _engine_asleep(cfg):  # the torch policy trains and generates in the GPU memory the engine frees
+    with _engine_asleep(cfg):  # the torch policy trains in the GPU memory the engine frees
         trainer = train_bcpg_nsa(model, tokenizer, dataset, run_args(args, out_dir / "trainer", seed),
                                  peft_config=lora_config(cfg))
         model = save_merged_policy(trainer.model, tokenizer, out_dir / "policy")
-        held_out = evaluate(model, tokenizer, data.held_out, cfg, seed)
-    if cfg.backend == "vllm":
+    if cfg.backend == "vllm":  # the trained policy goes back to the engine: held-out eval, the next round
         _stack_round_adapter(cfg, policy, out_dir / "policy")
+        model = vllm_sampler(cfg, str(out_dir / "policy"))
+    held_out = evaluate(model, tokenizer, data.held_out, cfg, seed)
     metrics = {"round": round_index, "policy": str(out_dir / "policy"), "samples": len(data.samples),
                "negatives": sum(s.is_negative for s in data.samples), "rows": len(dataset),
                "mining": stats, "held_out": held_out}
