@@ -3,6 +3,11 @@
 Used for the embedded base policy (gold demonstrations), RFT (the policy's own verified-correct samples) and the
 Likra heads. ``sft_config`` applies the settings TRL needs on CPU: TRL
 turns on bf16 and gradient checkpointing by default, which fail or slow down on CPU.
+
+Rows are tokenised here (``tokenize_sft_rows``), not by TRL, the way generation saw them: the prompt alone without
+special tokens, BOS by the one rule of every stage (``negrl.generation.with_bos``), then the completion's tokens and
+EOS. TRL's own encoding of a text prompt adds the tokenizer's special tokens, so a chat template that renders BOS
+would train on two of them while sampling saw one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
+from negrl.completion_tokens import tokenize_weighted
+from negrl.generation.config import with_bos
 from negrl.records import Problem
 from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 from negrl.trainers.resume import train_resuming
@@ -27,6 +34,29 @@ class NegrlSFTConfig(DeviceDefaults, CheckpointDefaults, SFTConfig):
     # the deprecated alias and prints a FutureWarning on every config (``activation_checkpointing`` turns it on).
     gradient_checkpointing: bool | None = field(
         default=None, metadata={"help": "Deprecated alias of activation_checkpointing (unset: off, for tiny models)."})
+
+
+def tokenize_sft_rows(dataset: Dataset, tokenizer: Any) -> Dataset:
+    """``input_ids`` / ``completion_mask`` of prompt-completion rows, as sampling and the other trainers encode them.
+
+    The prompt gets BOS once where the tokenizer adds one (``with_bos``: raw gold prompts and prompts already built
+    by ``format_prompt`` alike), prompt and completion are encoded separately without special tokens
+    (``negrl.completion_tokens.tokenize_weighted``) and EOS is appended unless the completion already ends with it.
+    A dataset that already has ``input_ids`` is returned as is.
+    """
+    if "input_ids" in dataset.column_names:
+        return dataset
+    missing = {"prompt", "completion"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"SFT dataset needs columns 'prompt' and 'completion' or 'input_ids' (missing {sorted(missing)})")
+    eos = tokenizer.eos_token
+
+    def _row(row: dict[str, Any]) -> dict[str, list[int]]:
+        enc = tokenize_weighted(tokenizer, with_bos(row["prompt"], tokenizer), row["completion"],
+                                add_eos=not (eos and row["completion"].endswith(eos)))  # fmt: skip
+        return {"input_ids": enc["input_ids"], "completion_mask": enc["completion_mask"]}
+
+    return dataset.map(_row, remove_columns=dataset.column_names, desc="tokenize SFT rows")
 
 
 def prompt_completion_dataset(prompts: Sequence[str], completions: Sequence[str]) -> Dataset:
@@ -59,12 +89,13 @@ def train_sft(
     peft_config: Any | None = None,
     callbacks: list[Any] | None = None,
 ) -> SFTTrainer:
-    """Run ``SFTTrainer`` on prompt-completion rows, resuming from the last checkpoint of ``args.output_dir``
-    (``negrl.trainers.resume``); returns the trainer (its ``model`` is the trained policy)."""
+    """Run ``SFTTrainer`` on prompt-completion rows (tokenised by ``tokenize_sft_rows``) or tokenised rows, resuming
+    from the last checkpoint of ``args.output_dir`` (``negrl.trainers.resume``); returns the trainer (its ``model``
+    is the trained policy)."""
     tokenizer.padding_side = "right"
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
-        callbacks=callbacks,
+        model=model, args=args, train_dataset=tokenize_sft_rows(dataset, tokenizer), processing_class=tokenizer,
+        peft_config=peft_config, callbacks=callbacks,
     )
     train_resuming(trainer)
     tokenizer.padding_side = "left"

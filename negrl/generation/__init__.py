@@ -9,7 +9,9 @@ continuations of step prefixes, so all of them are batched the same way:
   once for all of them (HF: one KV cache repeated; vLLM: one request with ``n`` samples and prefix caching);
 - ``generate_rollouts(problems, ...)``: ``config.num_samples`` completions per problem as ``Rollout`` records.
 
-A prompt is text or a list of token ids (``Prompt``); each ``Generated`` carries its text and generated ids.
+A prompt is text or a list of token ids (``Prompt``); each ``Generated`` carries its text and generated ids. A text
+prompt is the whole model input, encoded without special tokens by both backends; ``format_prompt`` builds it for
+every stage, with the tokenizer's BOS exactly once where the tokenizer adds one (``with_bos``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from negrl.generation.config import (
     cut_at_stop,
     encode_prompts,
     format_prompt,
+    tokenizer_adds_bos,
+    with_bos,
 )
 from negrl.generation.hf import generate_hf
 from negrl.generation.vllm import generate_vllm
@@ -33,7 +37,7 @@ from negrl.records import Problem, Rollout
 
 __all__ = [
     "Generated", "GenerationConfig", "GenerationStats", "Prompt", "cut_at_stop", "encode_prompts", "format_prompt", "generate_rollouts",
-    "generate_samples", "generate_texts",
+    "generate_samples", "generate_texts", "tokenizer_adds_bos", "with_bos",
 ]
 
 

@@ -69,14 +69,44 @@ class Generated:
 
 
 def format_prompt(prompt: str, tokenizer: Any, use_chat_template: bool) -> str:
-    """The text fed to the model: the raw prompt, or the prompt as a user turn of the chat template."""
+    """The text fed to the model: the raw prompt, or the prompt as a user turn of the chat template; BOS once.
+
+    This string is the whole model input of every stage (sampling, Monte-Carlo labelling, every trainer and every
+    evaluation encode it without special tokens), so the BOS rule lives here (``with_bos``): a tokenizer that puts
+    BOS in front of plain text gets it exactly once, whether the prompt is raw or the chat template rendered it.
+    """
     if not use_chat_template:
-        return prompt
+        return with_bos(prompt, tokenizer)
     if getattr(tokenizer, "chat_template", None) is None:
         raise ValueError("use_chat_template=True but the tokenizer has no chat template")
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-    )
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return with_bos(text, tokenizer)
+
+
+def tokenizer_adds_bos(tokenizer: Any) -> bool:
+    """Whether ``tokenizer(text)`` puts its BOS in front of plain text (``add_bos_token`` or its post-processor)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None or not getattr(tokenizer, "bos_token", None):
+        return False
+    ids = tokenizer("a")["input_ids"]
+    return len(ids) > len(tokenizer("a", add_special_tokens=False)["input_ids"]) and ids[0] == bos
+
+
+def with_bos(text: str, tokenizer: Any) -> str:
+    """``text`` starting with the tokenizer's BOS exactly once (the BOS rule of every stage's prompt).
+
+    Rule: a tokenizer that adds BOS to plain text (``tokenizer_adds_bos``: Llama, Mistral, Gemma, DeepSeek) is the
+    model saying it expects one, so a prompt that does not start with the BOS text gets it prepended; one that does
+    (a chat template rendering ``{{ bos_token }}``) is left as is, never given a second. Tokenizers that add no BOS
+    (the embedded character tokenizer, Qwen, SmolLM2) leave every prompt unchanged. Prompts are then encoded with
+    ``add_special_tokens=False`` everywhere, where the BOS text becomes the BOS id. To train and sample without BOS
+    on such a model, turn it off on the tokenizer (``add_bos_token=False``), which every stage then follows.
+    The one difference from ``apply_chat_template(tokenize=True)``: a template that does not render a BOS the
+    tokenizer adds gets one here, as a raw prompt would.
+    """
+    if tokenizer is None or not tokenizer_adds_bos(tokenizer) or text.startswith(tokenizer.bos_token):
+        return text
+    return tokenizer.bos_token + text
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -86,7 +116,10 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 
 
 def encode_prompts(prompts: Sequence[Prompt], tokenizer: Any) -> list[list[int]]:
-    """Token ids of each prompt: texts encoded in one batched call (no special tokens added), ids passed through."""
+    """Token ids of each prompt: texts encoded in one batched call (no special tokens added), ids passed through.
+
+    No special tokens: a text is the whole model input, BOS included (``format_prompt`` / ``with_bos``).
+    """
     texts = [(i, p) for i, p in enumerate(prompts) if isinstance(p, str)]
     out: list[list[int]] = [list(p) if not isinstance(p, str) else [] for p in prompts]
     if texts:
