@@ -9,6 +9,8 @@ a ``ĊĠĠĠ`` token straddles the end of a line when the next line starts with 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -55,11 +57,17 @@ def bpe_tokenizer():
     return tok
 
 
+def _generated(tok, text: str) -> list[int]:
+    """Ids a policy could generate for ``text`` that are not its canonical encoding: the pieces before each ``r``
+    encoded apart (BPE: ``Answe r`` for ``Answer``, ``Ġ return`` for ``Ġreturn``)."""
+    return [i for piece in re.split(r"(?=r)", text) if piece for i in _encode(tok, piece)]
+
+
 def _records(tok, ids_of=None, prefix_value: float = 1.0):
-    """Rollouts of ``SAMPLES`` (ids: ``ids_of(i, text)``, default the text's encoding), verdicts, step labels."""
+    """Rollouts of ``SAMPLES`` (ids: ``ids_of(i, text)``, default ``_generated``), verdicts, step labels."""
     rollouts, verdicts, labels = [], [], []
     for i, (rid, problem, text, ok, rule, pit) in enumerate(SAMPLES):
-        ids = ids_of(i, text) if ids_of else _encode(tok, text)  # what a policy trained on these texts generates
+        ids = ids_of(i, text) if ids_of else _generated(tok, text)
         rollouts.append(Rollout(rollout_id=rid, problem_id=problem.problem_id, completion=text, sample_index=i,
                                 completion_ids=ids))
         verdicts.append(Verdict(rollout_id=rid, correct=ok))

@@ -5,7 +5,8 @@ Named by the TRL row format they emit:
 - ``preference``: ``prompt`` / ``chosen`` / ``rejected`` — per-step DPO pairs (paper and shared-prefix formats) and
   outcome-level DPO pairs (Setlur et al. 2024 and its baseline).
 - ``prompt_completion``: ``prompt`` / ``completion`` — RFT rows and advantage-weighted RL rows (with step spans).
-- ``groups``: a problem's verified rollouts (``group_rollouts``) and ``BuildStats``, shared by every builder.
+- ``groups``: a problem's verified rollouts (``group_rollouts``), ``BuildStats`` and ``GeneratedTokens`` (rollouts'
+  generated ids cut on token boundaries, for builders given the tokenizer), shared by every builder.
 - ``bcpg``: BCPG-NSA samples (mixed groups, r − r̄, behaviour log-probs), correct steps mined in negatives, rows.
 """
 
