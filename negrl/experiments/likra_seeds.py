@@ -10,7 +10,7 @@ One ``LikraSeedsConfig`` = several benchmarks × several seeds. For each (benchm
 
 Every stage is cached under ``{output_dir}/{benchmark}/seed{s}/`` (a rerun skips what is on disk, so an interrupted
 run resumes), and ``summarise`` turns the caches into per-arm means over seeds and paired differences (Likra − SFT,
-and the ``contrast`` between two negative arms) with t-intervals over seeds.
+and the ``contrast`` between two negative arms) with 95 % t-intervals over seeds (``negrl.metrics.paired_difference``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 from negrl.experiments.config import build, load_config, write_resolved_config
 from negrl.likra.heads import LikraConfig
 from negrl.likra.negatives import NegativeSpec
+from negrl.metrics import PairedDifference, paired_difference
 from negrl.records import Problem
 
 
@@ -56,7 +57,6 @@ class LikraSeedsConfig:
         ws: Negative-head weights reported.
         primary_w: The weight of the primary comparisons (fixed before the run; the other ws are secondary).
         eval_batch_size: Option sequences per forward.
-        confidence: Level of the t-intervals over seeds.
         output_dir: Where caches, the summary and the figure go.
         dtype: Model dtype (``"auto"``: bf16 on GPU, fp32 on CPU).
     """
@@ -75,7 +75,6 @@ class LikraSeedsConfig:
     ws: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     primary_w: float = 1.0
     eval_batch_size: int = 16
-    confidence: float = 0.95
     output_dir: str = "outputs/likra/arc_seeds"
     dtype: str = "auto"
 
@@ -235,37 +234,9 @@ def run(cfg: LikraSeedsConfig, log: Any = print) -> None:
 # ------------------------------------------------------------------------------------------------ summary
 
 
-@dataclass
-class Interval:
-    """A mean over seeds with its t-interval (``lo``/``hi`` NaN with fewer than two values)."""
-
-    mean: float
-    lo: float
-    hi: float
-    n: int
-
-
-def _t_interval(values: list[float], confidence: float = 0.95) -> Interval:
-    """Mean ± t_{(1+c)/2, n−1} · s/√n (Student t over seeds; s the sample standard deviation)."""
-    from scipy.stats import t
-
-    n = len(values)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    m = sum(values) / n
-    if n == 1:
-        return Interval(m, math.nan, math.nan, 1)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    half = float(t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
-    return Interval(m, m - half, m + half, n)
-
-
-def _paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[list[float], Interval]:
-    """Per-seed differences ``a[i] − b[i]`` and their t-interval. Private until ``negrl.metrics`` has one."""
-    if len(a) != len(b):
-        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
-    diffs = [x - y for x, y in zip(a, b)]
-    return diffs, _t_interval(diffs, confidence)
+def _mean_interval(values: list[float]) -> PairedDifference:
+    """Mean over seeds with its 95 % t-interval: the one-sample interval is the paired difference against 0."""
+    return paired_difference(values, [0.0] * len(values))
 
 
 def likra_arm(neg: str, w: float) -> str:
@@ -316,10 +287,9 @@ def summarise(cfg: LikraSeedsConfig) -> dict[str, Any]:
         for a, b, w in pairs if seeds else []:
             row: dict[str, Any] = {"a": a, "b": b, "w": w, "primary": w == cfg.primary_w}
             for k in METRICS:
-                diffs, iv = _paired_difference(arms[a][k], arms[b][k], cfg.confidence)
-                row[k] = {"diffs": diffs, **asdict(iv)}
+                row[k] = asdict(paired_difference(arms[a][k], arms[b][k]))
             comparisons.append(row)
-        intervals = {arm: {k: asdict(_t_interval(v[k], cfg.confidence)) for k in METRICS} for arm, v in arms.items()}
+        intervals = {arm: {k: asdict(_mean_interval(v[k])) for k in METRICS} for arm, v in arms.items()}
         out[benchmark] = {"seeds": seeds, "missing_seeds": [s for s in cfg.seeds if s not in per_seed],
                           "arms": arms, "arm_intervals": intervals, "comparisons": comparisons}
     return out
@@ -334,11 +304,11 @@ def _iv(d: dict[str, Any], signed: bool = False) -> str:
     return m if math.isnan(d["lo"]) else f"{m} [{_pct(d['lo'])}, {_pct(d['hi'])}]"
 
 
-def format_report(summary: dict[str, Any], confidence: float = 0.95) -> str:
+def format_report(summary: dict[str, Any]) -> str:
     """Markdown: per benchmark, the arms' mean acc / acc_norm over seeds (per-seed values), then the paired
     differences with their t-intervals (accuracy points)."""
     lines: list[str] = []
-    level = f"{100 * confidence:g} %"
+    level = "95 %"
     for benchmark, s in summary.items():
         lines += [f"#### {benchmark}: seeds {s['seeds']}" + (f" (missing: {s['missing_seeds']})" if s["missing_seeds"] else ""), ""]
         if not s["seeds"]:
@@ -396,7 +366,7 @@ def write_report(cfg: LikraSeedsConfig, figure: str | Path | None = None) -> tup
     summary = summarise(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    text = format_report(summary, cfg.confidence)
+    text = format_report(summary)
     (out / "report.md").write_text(text + "\n")
     if not any(s["seeds"] for s in summary.values()):
         return text, None
