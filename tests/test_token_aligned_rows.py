@@ -325,3 +325,48 @@ def test_a_pit_inside_one_generated_token_gives_no_row(bpe_tokenizer):
     awr_stats = BuildStats()
     rows = awr_rows([CODE], rollouts, verdicts, [lab], stats=awr_stats, tokenizer=tok)
     assert rows["correct"] == [True] and awr_stats.dropped == {"pit_inside_token": 1}
+
+
+def test_rows_from_real_generation_hold_the_sampled_ids(bpe_tokenizer):
+    """Rollouts sampled by a (random) model on the BPE tokenizer: every row's sides are slices of the sampled ids."""
+    from negrl.generation import GenerationConfig, generate_rollouts
+
+    tok = bpe_tokenizer
+    problems = [MATH, CODE]
+    gen = GenerationConfig(num_samples=6, max_new_tokens=24, temperature=1.0, seed=0, show_progress=False)
+    rollouts = generate_rollouts(problems, _tiny_llama(tok), tok, gen)
+    assert all(r.completion_ids and len(r.completion) > 12 for r in rollouts)
+    verdicts = [Verdict(rollout_id=r.rollout_id, correct=i % 3 == 0) for i, r in enumerate(rollouts)]
+    labels = []
+    for r, v in zip(rollouts, verdicts):  # steps of 6 characters (random text has few lines); pit at step 1
+        text = r.completion
+        steps = [Step(text[j : j + 6], j, min(j + 6, len(text))) for j in range(0, len(text), 6)]
+        labels.append(StepLabels(rollout_id=r.rollout_id, steps=steps, values=[1.0] + [0.0] * (len(steps) - 1),
+                                 labels=[j < 1 for j in range(len(steps))], first_error=None if v.correct else 1,
+                                 source="mc", prefix_value=1.0))
+    by_id = {r.rollout_id: r for r in rollouts}
+    pit_of = {lab.rollout_id: lab.steps[1] for lab in labels}
+    prompt_ids = {p.problem_id: _encode(tok, p.prompt) for p in problems}
+    conts = {}  # random samples share no prefix: a continuation (as a Monte-Carlo stage keeps) for each wrong one
+    for r in rollouts:
+        head = r.completion_ids[: _boundary(tok, r.completion_ids, r.completion, pit_of[r.rollout_id].start)]
+        conts[(r.problem_id, tok.decode(head))] = ["Answer: 9"]
+    for fmt in ("paper", "shared_prefix"):
+        stats = BuildStats()
+        cfg = PairConfig(format=fmt, negatives_per_problem=None, truncated_chosen="eos")  # samples hit the limit
+        rows = step_dpo_pairs(problems, rollouts, verdicts, labels, cfg, continuations=conts, stats=stats,
+                              tokenizer=tok)
+        assert len(rows) > 0, stats.as_dict()
+        for row in rows:
+            r = by_id[row["rejected_id"]]
+            p_ids = prompt_ids[r.problem_id]
+            full_prompt = row["prompt_token_ids"] or p_ids
+            assert full_prompt[: len(p_ids)] == p_ids
+            b = _boundary(tok, r.completion_ids, r.completion, pit_of[r.rollout_id].end)
+            assert full_prompt[len(p_ids) :] + row["rejected_token_ids"] == r.completion_ids[:b]
+        # the text rows would have trained other tokens: sampled ids are rarely the canonical encoding
+        assert any(_encode(tok, row["rejected"]) != row["rejected_token_ids"] for row in rows)
+    awr = awr_rows(problems, rollouts, verdicts, labels, tokenizer=tok)
+    assert len(awr) > 0
+    for row in awr:
+        assert any(r.completion_ids[: len(row["completion_ids"])] == row["completion_ids"] for r in rollouts)
