@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from negrl.quiet import quiet_library
 from negrl.tokenizer import build_char_tokenizer
 
 
@@ -149,9 +150,16 @@ def load_policy(
     Returns:
         ``(model, tokenizer)``; the model is in eval mode on ``device``.
     """
+    with quiet_library():  # no weight-loading bar per model and no peft deprecation notice (negrl.quiet)
+        return _load_policy(str(name_or_path), dtype, device, peft_config, adapter, trust_remote_code)
+
+
+def _load_policy(
+    name: str, dtype: str | torch.dtype | None, device: str | None, peft_config: Any | None,
+    adapter: str | os.PathLike | None, trust_remote_code: bool,
+) -> tuple[PreTrainedModel, Any]:
     device = device or default_device()
     torch_dtype = _resolve_dtype(dtype, device)
-    name = str(name_or_path)
     if name in SMOLLM2_ALIASES:
         gguf = smollm2_gguf_path()
         # transformers dequantises the Q4_1 GGUF weights to `dtype` on load.
@@ -187,7 +195,8 @@ def load_policy(
 def save_policy(model: PreTrainedModel, tokenizer: Any, output_dir: str | os.PathLike) -> None:
     """Save a model directory loadable with ``from_pretrained`` (training padding side reset to left)."""
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
+    with quiet_library():  # no shard-writing bar per saved model (negrl.quiet)
+        model.save_pretrained(output_dir)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(output_dir)
 

@@ -21,6 +21,7 @@ from trl import SFTConfig, SFTTrainer
 
 from negrl.completion_tokens import tokenize_weighted
 from negrl.generation.config import with_bos
+from negrl.quiet import quiet_library
 from negrl.records import Problem
 from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 from negrl.trainers.resume import train_resuming
@@ -93,10 +94,10 @@ def train_sft(
     from the last checkpoint of ``args.output_dir`` (``negrl.trainers.resume``); returns the trainer (its ``model``
     is the trained policy)."""
     tokenizer.padding_side = "right"
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=tokenize_sft_rows(dataset, tokenizer), processing_class=tokenizer,
-        peft_config=peft_config, callbacks=callbacks,
-    )
-    train_resuming(trainer)
+    rows = tokenize_sft_rows(dataset, tokenizer)
+    with quiet_library():  # TRL's preprocessing bars, peft's deprecation notice, the short-run mtime notice
+        trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+        train_resuming(trainer)
     tokenizer.padding_side = "left"
     return trainer
