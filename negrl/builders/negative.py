@@ -16,6 +16,7 @@ from datasets import Dataset
 from negrl.builders.groups import BuildStats, PromptFn, group_rollouts, unique_texts
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 
+
 NEGATIVE_PROMPTS = ("all_wrong", "all")
 
 

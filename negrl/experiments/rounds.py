@@ -28,7 +28,6 @@ Layout under ``output_dir`` (every stage cached and resumable; a rerun reuses wh
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -42,6 +41,7 @@ from negrl.experiments.methods import METHODS, STEP_LABEL_METHODS, MethodSkipped
 from negrl.experiments.pipeline import MethodContext, PipelineConfig, PipelineData, prepare_data, split_problems
 from negrl.metrics import paired_difference, pass_at_k
 from negrl.records import Problem
+
 
 POSITIVES_ONLY = ("rft",)  # methods that train on verified-correct self-samples only
 
@@ -78,6 +78,10 @@ class RoundsConfig:
         eval_samples: Sampled draws per held-out problem (and per pool prompt) at ``eval_temperature``.
         pass_k: The k of pass@k, measured with ``max(pass_k)`` samples on the first ``pass_k_problems`` held-out
             problems, after the base and after the last round (every round with ``pass_k_every_round``).
+        eval_pool: Also measure greedy accuracy on the training pool (held-out vs pool: the overfitting picture).
+        held_out: ``"base"``: the base's held-out split (``problems/test``, as the pipeline); ``"task"``: fresh
+            problems of ``task`` / ``task_kwargs`` (a harder preset than the base was trained on), disjoint from
+            the base's splits and the same for every seed.
     """
 
     base_policy: str = "runs/base/arithmetic"
@@ -101,6 +105,7 @@ class RoundsConfig:
     pass_k_problems: int = 128
     pass_k_every_round: bool = False
     eval_pool: bool = True
+    held_out: str = "base"
     threads: int = 0
     show_progress: bool = True
 
@@ -206,9 +211,11 @@ def evaluate_round(cfg: RoundsConfig, model_dir: str, test: list[Problem], pool:
     ev = evaluate_policy(test, model, tokenizer, seed=seed, **kw)
     out: dict[str, Any] = {"model_dir": model_dir, "greedy": ev.greedy.value, "sampled": ev.sampled.value,
                            "n": ev.greedy.total}
-    if cfg.eval_pool:
-        pev = evaluate_policy(pool, model, tokenizer, seed=seed + 1, **kw)
-        out.update({"pool_greedy": pev.greedy.value, "pool_sampled": pev.sampled.value})
+    if cfg.eval_pool:  # greedy on the training pool: the overfitting picture (held-out vs pool)
+        greedy = GenerationConfig(temperature=0.0, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                                  use_chat_template=cfg.use_chat_template, show_progress=False)
+        verdicts = verify_rollouts(pool, generate_rollouts(pool, model, tokenizer, greedy))
+        out["pool_greedy"] = sum(bool(v.correct) for v in verdicts) / len(verdicts)
     if with_pass_k:
         n = max(cfg.pass_k)
         probs = test[: cfg.pass_k_problems]
@@ -232,6 +239,24 @@ def evaluate_round(cfg: RoundsConfig, model_dir: str, test: list[Problem], pool:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def rounds_splits(cfg: RoundsConfig, base_pcfg: PipelineConfig) -> tuple[list[Problem], list[Problem]]:
+    """(pool, held-out) of one seed: the pipeline's split, or fresh task problems (``held_out: task``)."""
+    if cfg.held_out == "base":
+        return split_problems(base_pcfg)
+    if cfg.held_out != "task":
+        raise ValueError(f"held_out must be 'base' or 'task', got {cfg.held_out!r}")
+    from negrl.io import is_complete, read_stage
+    from negrl.tasks import get_task
+
+    task = get_task(cfg.task, **cfg.task_kwargs)
+    exclude = {p.problem_id for split in ("train", "test") if is_complete(Path(cfg.base_policy) / "problems" / split)
+               for p in read_stage(Path(cfg.base_policy) / "problems" / split, Problem)}
+    test = task.generate_problems(cfg.n_test, seed=10_000, exclude=exclude)
+    pool = task.generate_problems(cfg.pool_size, seed=1000 + base_pcfg.seed,
+                                  exclude=exclude | {p.problem_id for p in test})
+    return pool, test
+
+
 def run_seed(cfg: RoundsConfig, seed: int) -> dict[str, Any]:
     """Every round of every arm for one seed; returns ``{"base": eval, "arms": {arm: [round rows]}}``."""
     from negrl.steps.monte_carlo import MonteCarloStats
@@ -240,28 +265,22 @@ def run_seed(cfg: RoundsConfig, seed: int) -> dict[str, Any]:
     root = Path(cfg.output_dir) / f"seed{seed}"
     base_pcfg = PipelineConfig(base_policy=cfg.base_policy, task=cfg.task, task_kwargs=cfg.task_kwargs,
                                n_prompts=cfg.pool_size, n_test=cfg.n_test, seed=seed)
-    splits = split_problems(base_pcfg)  # the pool and the held-out set of this seed, for every round and arm
+    splits = rounds_splits(cfg, base_pcfg)  # the pool and the held-out set of this seed, for every round and arm
     pool, test = splits
     base_eval = evaluate_round(cfg, cfg.base_policy, test, pool, root / "round0" / "eval" / "base.json", seed,
                                with_pass_k=True)
     policy = {name: cfg.base_policy for name in specs}
-    stopped: dict[str, str] = {}
+    scores = {name: base_eval for name in specs}  # the scores of each arm's current policy
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
     for r in range(1, cfg.rounds + 1):
         round_costs: dict[str, dict[str, Any]] = {}
         for name, arm in specs.items():
-            if name in stopped:
-                continue
             uses_labels = arm.method in STEP_LABEL_METHODS
             own = r > 1 or arm.sampling or arm.match_samples is not None
             key = name if own else "shared"
             extra = 0
-            if arm.match_samples is not None:
-                ref = round_costs.get(arm.match_samples)
-                if ref is None:
-                    raise ValueError(f"arms.{name}: match_samples={arm.match_samples!r} has no round {r} "
-                                     f"(it stopped: {stopped.get(arm.match_samples)})")
-                extra = math.ceil(ref["mc_continuations"] / cfg.pool_size)
+            if arm.match_samples is not None:  # listed after its reference arm (checked by arm_specs)
+                extra = math.ceil(round_costs[arm.match_samples]["mc_continuations"] / cfg.pool_size)
             pcfg = data_config(cfg, seed, r, policy[name], key, arm, extra)
             # Shared round-1 data is labelled when any arm sharing it reads labels (labelled once, reused).
             label = uses_labels or (key == "shared" and any(
@@ -276,17 +295,20 @@ def run_seed(cfg: RoundsConfig, seed: int) -> dict[str, Any]:
                 model_dir = str(out) if (out / "done.json").exists() else METHODS[arm.method](
                     MethodContext(pcfg, data, dict(arm.options), out, pcfg.seed))
             except MethodSkipped as skip:
-                stopped[name] = f"round {r}: {skip.reason}"
-                rows[name].append({"round": r, "skipped": skip.reason, "build": skip.build, "cost": cost})
-                print(f"[rounds] seed {seed} {name}: stops at round {r}: {skip.reason}", flush=True)
-                continue
+                # Nothing to train on this round (no pair, no positive): the policy stays, and samples again next
+                # round with another seed; its scores are the current policy's.
+                ev, model_dir, trained, build = scores[name], policy[name], False, skip.build
+                print(f"[rounds] seed {seed} round {r} {name}: skipped: {skip.reason}", flush=True)
+            else:
+                trained = True
+                build = json.loads((Path(model_dir) / "done.json").read_text(encoding="utf-8")).get("build")
             last = r == cfg.rounds
-            ev = evaluate_round(cfg, model_dir, test, pool, root / f"round{r}" / "eval" / f"{name}.json", seed,
-                                with_pass_k=last or cfg.pass_k_every_round)
-            done = json.loads((Path(model_dir) / "done.json").read_text(encoding="utf-8"))
-            rows[name].append({"round": r, **ev, "cost": cost, "rows": done.get("rows"),
+            if trained or (last and "pass_k" not in ev):
+                ev = evaluate_round(cfg, model_dir, test, pool, root / f"round{r}" / "eval" / f"{name}.json", seed,
+                                    with_pass_k=last or cfg.pass_k_every_round)
+            rows[name].append({"round": r, **ev, "trained": trained, "cost": cost, "build": build,
                                "data_sample_accuracy": _sample_accuracy(data), "seconds": round(time.time() - t0, 1)})
-            policy[name] = model_dir
+            policy[name], scores[name] = model_dir, ev
             print(f"[rounds] seed {seed} round {r} {name}: held-out greedy {ev['greedy']:.3f} sampled "
                   f"{ev['sampled']:.3f} | pool {ev.get('pool_greedy', float('nan')):.3f} | cost {cost}", flush=True)
     return {"seed": seed, "base": base_eval, "arms": rows}
@@ -324,8 +346,8 @@ def run_rounds(cfg: RoundsConfig) -> dict[int, dict[str, Any]]:
 
 
 def _final(run: dict[str, Any], arm: str) -> dict[str, Any] | None:
-    rs = [row for row in run["arms"].get(arm, []) if "skipped" not in row]
-    return rs[-1] if rs and rs[-1]["round"] == max(row["round"] for row in run["arms"][arm]) else None
+    rs = run["arms"].get(arm, [])
+    return rs[-1] if rs else None
 
 
 def best_positive_arm(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, metric: str = "greedy") -> str | None:
@@ -359,11 +381,12 @@ def results_table(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, metric: st
     for name in cfg.arm_specs():
         finals = [_final(runs[s], name) for s in seeds]
         if any(f is None for f in finals):
-            why = next((row.get("skipped") for s in seeds for row in runs[s]["arms"][name] if "skipped" in row), "")
-            lines.append(f"| {name} | stopped: {why} |" + " - |" * (6 + len(ks)))
+            lines.append(f"| {name} | not run |" + " - |" * (6 + len(ks)))
             continue
         cost = [_total_cost(runs[s]["arms"][name]) for s in seeds]
-        lines.append(_row(name, finals, ref_vals if name != ref else None, ks, metric, cost))  # type: ignore[arg-type]
+        trained = sum(row.get("trained", True) for s in seeds for row in runs[s]["arms"][name]) / len(seeds)
+        label = name if trained == cfg.rounds else f"{name} (trained {trained:g} of {cfg.rounds} rounds)"
+        lines.append(_row(label, finals, ref_vals if name != ref else None, ks, metric, cost))  # type: ignore[arg-type]
     lines.append(f"\n(seeds {seeds}; {cfg.rounds} rounds on a pool of {cfg.pool_size} prompts; held-out n = "
                  f"{base[0]['n']}; Δ: paired by seed, mean and t-interval in points)")
     return "\n".join(lines)
@@ -393,15 +416,16 @@ def _row(name: str, evs: list[dict[str, Any]], ref: list[float] | None, ks: list
 
 def plot_rounds(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, path: Path, metric: str = "greedy") -> Path:
     """Three panels: held-out accuracy per round, held-out vs training-pool accuracy, pass@k after the last round."""
-    from negrl.experiments.figures import save_figure
     import matplotlib.pyplot as plt
+
+    from negrl.experiments.figures import save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     seeds = sorted(runs)
     base = [runs[s]["base"] for s in seeds]
     for name in cfg.arm_specs():
         xs, ys, lo, hi, pool = [0], [], [], [], []
-        per_round = [[row for row in runs[s]["arms"][name] if "skipped" not in row] for s in seeds]
+        per_round = [runs[s]["arms"][name] for s in seeds]
         vals0 = [b[metric] for b in base]
         ys.append(sum(vals0) / len(vals0))
         lo.append(ys[0]), hi.append(ys[0])

@@ -24,7 +24,12 @@ import torch
 from datasets import Dataset
 
 from negrl.losses import negative_sample_loss
-from negrl.trainers.weighted import TOKEN_COLUMNS, WeightedCompletionConfig, WeightedCompletionTrainer, tokenize_weighted
+from negrl.trainers.weighted import (
+    TOKEN_COLUMNS,
+    WeightedCompletionConfig,
+    WeightedCompletionTrainer,
+    tokenize_weighted,
+)
 
 
 @dataclass
