@@ -74,6 +74,9 @@ class RoundsConfig:
         rounds: R.
         seeds: Seeds (each: its own pool, sampling, labelling and training seeds; arms paired within a seed).
         arms: Arm name → ``ArmSpec`` fields.
+        train_options: Trainer options every arm starts from (its own ``options`` win). Default: warm-up over a
+            tenth of each round's steps — a round of a few hundred rows is a few dozen steps, and a fixed 10-step
+            warm-up would keep the learning rate below its value for most of it.
         samples_per_prompt / temperature / max_new_tokens / mc: Sampling and labelling of every arm's data.
         eval_samples: Sampled draws per held-out problem (and per pool prompt) at ``eval_temperature``.
         pass_k: The k of pass@k, measured with ``max(pass_k)`` samples on the first ``pass_k_problems`` held-out
@@ -99,6 +102,7 @@ class RoundsConfig:
     use_chat_template: bool = False
     mc: dict[str, Any] = field(default_factory=lambda: {"k": 5, "estimator": "best_of_k"})
     arms: dict[str, dict[str, Any]] = field(default_factory=lambda: {"rft": {"method": "rft"}})
+    train_options: dict[str, Any] = field(default_factory=lambda: {"warmup_steps": 0.1})
     eval_samples: int = 2
     eval_temperature: float = 1.0
     pass_k: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
@@ -293,7 +297,7 @@ def run_seed(cfg: RoundsConfig, seed: int) -> dict[str, Any]:
             out = root / f"round{r}" / "models" / name
             try:
                 model_dir = str(out) if (out / "done.json").exists() else METHODS[arm.method](
-                    MethodContext(pcfg, data, dict(arm.options), out, pcfg.seed))
+                    MethodContext(pcfg, data, {**cfg.train_options, **arm.options}, out, pcfg.seed))
             except MethodSkipped as skip:
                 # Nothing to train on this round (no pair, no positive): the policy stays, and samples again next
                 # round with another seed; its scores are the current policy's.
@@ -364,6 +368,18 @@ def best_positive_arm(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, metric
         if v > best_v:
             best, best_v = name, v
     return best
+
+
+def paired_arm_differences(runs: dict[int, dict[str, Any]], cfg: RoundsConfig,
+                           metric: str = "greedy") -> dict[str, Any]:
+    """``{arm: PairedDifference}`` of every other arm's final-round ``metric`` against the best positives-only arm."""
+    ref = best_positive_arm(runs, cfg, metric)
+    if ref is None:
+        return {}
+    seeds = sorted(runs)
+    ref_vals = [_final(runs[s], ref)[metric] for s in seeds]  # type: ignore[index]
+    return {name: paired_difference([_final(runs[s], name)[metric] for s in seeds], ref_vals)  # type: ignore[index]
+            for name in cfg.arm_specs() if name != ref and all(_final(runs[s], name) for s in seeds)}
 
 
 def results_table(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, metric: str = "greedy") -> str:
