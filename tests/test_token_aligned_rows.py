@@ -9,6 +9,7 @@ a ``ĊĠĠĠ`` token straddles the end of a line when the next line starts with 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -370,3 +371,28 @@ def test_rows_from_real_generation_hold_the_sampled_ids(bpe_tokenizer):
     assert len(awr) > 0
     for row in awr:
         assert any(r.completion_ids[: len(row["completion_ids"])] == row["completion_ids"] for r in rollouts)
+
+
+def test_bcpg_samples_score_and_train_the_generated_ids(setup, char_tokenizer):
+    """BCPG-NSA: behaviour log-probs and trainer rows on prompt ids + the generated ids (+ EOS when finished)."""
+    from negrl.builders.bcpg import BCPGDataConfig, bcpg_dataset, build_bcpg_samples, mine_correct_steps, sample_tokens
+
+    tok, _, problems, rollouts, verdicts, labels = setup
+    model = _tiny_llama(tok)
+    samples = build_bcpg_samples(problems, rollouts, verdicts, model, tok, BCPGDataConfig(max_length=256))
+    assert len(samples) == len(SAMPLES)
+    by_id = {r.rollout_id: r for r in rollouts}
+    mined = mine_correct_steps(samples, labels, "mc")
+    rows = bcpg_dataset(mined, tok, beta=0.5, max_length=256)
+    for s, row in zip(mined, rows):
+        expected = _encode(tok, s.prompt) + by_id[s.rollout_id].completion_ids + [tok.eos_token_id]
+        assert sample_tokens(s, tok, 256)["input_ids"] == expected == row["input_ids"]
+    text_samples = build_bcpg_samples(problems, [dataclasses.replace(r, completion_ids=None) for r in rollouts],
+                                      verdicts, model, tok, BCPGDataConfig(max_length=256))
+    same = [a.ref_logp == b.ref_logp for a, b in zip(samples, text_samples)]
+    if tok is char_tokenizer:  # ids = the text's encoding: nothing moves
+        assert all(same)
+        text_rows = bcpg_dataset(mine_correct_steps(text_samples, labels, "mc"), tok, beta=0.5, max_length=256)
+        assert text_rows.to_list() == rows.to_list()
+    else:  # the text path scored other tokens than those generated
+        assert not all(same)

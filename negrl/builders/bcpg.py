@@ -8,7 +8,9 @@ Stages, each a plain function over records:
    all correct or all wrong is dropped (its advantages would all be 0). ``r ∈ {0, 1}``, and the baseline ``r̄`` is the
    mean over the problem's *whole* group (not the mini-batch), so ``advantage = r − r̄`` is fixed per sample. The
    behaviour log-probability ``log π_ref(y|x)`` of each sample is computed once here (``negrl.completion_tokens.
-   sequence_logps``) on exactly the token ids the trainer will see, so training needs no reference model.
+   sequence_logps``) on exactly the token ids the trainer will see, so training needs no reference model. Those
+   are the ids the policy generated (``BCPGSample.completion_ids``) when the rollout kept ids that decode to its
+   completion, else the completion's encoding (rollouts written before ids were kept).
    Resumable: with ``out_dir`` the samples are written as a ``StageWriter`` stage in chunks.
 2. ``mine_correct_steps`` — negatives are segmented into steps (``negrl.steps.segment``; the labels carry their own
    segmentation) and labelled by an *annotator* (``StepLabels`` from any source: the paper's consensus of an LLM
@@ -30,6 +32,7 @@ from typing import Any, ClassVar
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from negrl.builders.groups import GeneratedTokens
 from negrl.completion_tokens import sequence_logps, tokenize_weighted
 from negrl.generation import format_prompt
 from negrl.io import StageWriter
@@ -52,6 +55,8 @@ class BCPGSample(Record):
         n_tokens: Token count of prompt + completion as scored (checked again when building the dataset).
         mined_spans: ``[start, end]`` character spans of steps labelled correct inside a negative.
         annotator: Label source of ``mined_spans`` (``""`` until mined).
+        completion_ids: The rollout's generated token ids (they decode to ``completion``): the completion tokens
+            scored and trained, instead of the completion's encoding; ``None`` when the rollout kept none.
     """
 
     key_field: ClassVar[str] = "rollout_id"
@@ -68,6 +73,7 @@ class BCPGSample(Record):
     n_tokens: int = 0
     mined_spans: list[list[int]] = field(default_factory=list)
     annotator: str = ""
+    completion_ids: list[int] | None = None
 
     @property
     def is_negative(self) -> bool:
@@ -88,7 +94,9 @@ def group_samples(
     problems: Sequence[Problem], rollouts: Sequence[Rollout], verdicts: Sequence[Verdict], use_chat_template: bool,
     tokenizer: Any = None,
 ) -> list[BCPGSample]:
-    """Verified samples of mixed groups with ``r − r̄`` (group mean over the problem's verified samples)."""
+    """Verified samples of mixed groups with ``r − r̄`` (group mean over the problem's verified samples); with a
+    tokenizer, each keeps its rollout's generated ids when they decode to its completion."""
+    tokens = GeneratedTokens(tokenizer) if tokenizer is not None else None
     by_problem = {p.problem_id: p for p in problems}
     correct = {v.rollout_id: v.correct for v in verdicts}
     groups: dict[str, list[Rollout]] = defaultdict(list)
@@ -108,6 +116,7 @@ def group_samples(
             BCPGSample(
                 rollout_id=r.rollout_id, problem_id=pid, prompt=prompt, completion=r.completion,
                 finished=r.finish_reason == "stop", reward=rew, advantage=rew - mean, group_size=len(group),
+                completion_ids=list(r.completion_ids or []) if tokens is not None and tokens.usable(r) else None,
             )
             for r, rew in zip(group, rewards)
         )
@@ -117,10 +126,10 @@ def group_samples(
 def sample_tokens(
     sample: BCPGSample, tokenizer: Any, max_length: int | None, spans: Sequence[Sequence[float]] | None = None
 ) -> dict[str, list]:
-    """The trainer's token ids of a sample (EOS only on finished samples), with optional weight spans."""
-    return tokenize_weighted(
-        tokenizer, sample.prompt, sample.completion, spans=spans, add_eos=sample.finished, max_length=max_length
-    )
+    """The trainer's token ids of a sample (EOS only on finished samples; its generated ids when it kept them),
+    with optional weight spans."""
+    return tokenize_weighted(tokenizer, sample.prompt, sample.completion, spans=spans, add_eos=sample.finished,
+                             max_length=max_length, completion_ids=sample.completion_ids)
 
 
 def build_bcpg_samples(
@@ -244,7 +253,8 @@ def mining_stats(
 
 
 def _span_flags(sample: BCPGSample, tokenizer: Any, max_length: int | None, spans: list[list[int]]) -> list[bool]:
-    """Per completion token (EOS included): does it start inside one of ``spans``?"""
+    """Per completion token (EOS included): is it inside one of ``spans`` (``tokenize_weighted``'s rule)?"""
     tok = tokenize_weighted(tokenizer, sample.prompt, sample.completion, spans=[(a, b, 1.0) for a, b in spans],
-                            default_weight=0.0, add_eos=sample.finished, max_length=max_length)
+                            default_weight=0.0, add_eos=sample.finished, max_length=max_length,
+                            completion_ids=sample.completion_ids)
     return [w == 1.0 for m, w in zip(tok["completion_mask"], tok["token_weights"]) if m]
