@@ -213,8 +213,15 @@ def prepare_data(cfg: PipelineConfig, model: Any = None, tokenizer: Any = None,
                                 {"seed": cfg.seed, "rollouts": len(rollouts)})
     mc = MonteCarloConfig(**{"seed": cfg.seed, "use_chat_template": cfg.use_chat_template,
                              "max_new_tokens": cfg.max_new_tokens, "show_progress": cfg.show_progress, **cfg.mc})
-    labels = (label_monte_carlo(problems, rollouts, verdicts, model, tokenizer, mc, out_dir=cfg.run_dir / "step_labels",
-                                stats=mc_stats) if label else [])
+    # `mc: {backend: vllm}`: continuations come from a vLLM engine of the same policy (one engine per process).
+    if mc.backend == "vllm":
+        from negrl.generation.vllm import VLLMPolicy
+
+        mc_model = VLLMPolicy(cfg.base_policy)
+    else:
+        mc_model = model
+    labels = (label_monte_carlo(problems, rollouts, verdicts, mc_model, tokenizer, mc,
+                                out_dir=cfg.run_dir / "step_labels", stats=mc_stats) if label else [])
     return PipelineData(problems, rollouts, verdicts, labels, test, tokenizer)
 
 

@@ -48,10 +48,37 @@ def test_demo_accepts_the_path_star_task(tmp_path):
 
 
 def test_demo_configs_parse_and_bad_keys_are_named(tmp_path):
+    from negrl.experiments.pipeline import PipelineConfig
+    from negrl.experiments.rounds import RoundsConfig
+
     for path in Path("recipes/configs/demo").glob("*.yaml"):
         cfg = load_demo_config(path)
-        assert cfg["base"]["task"] in ("arithmetic", "path_star") and cfg["pipeline"]["methods"][0] == "base"
+        assert cfg["base"]["task"] in ("arithmetic", "path_star") and ("rounds" in cfg or "pipeline" in cfg)
+        if "rounds" in cfg:
+            rounds = RoundsConfig.from_dict({**cfg["rounds"], "base_policy": "b", "output_dir": "o"})
+            assert len(rounds.seeds) >= 3  # the demo reports paired differences with intervals
+        if "pipeline" in cfg:
+            assert PipelineConfig.from_dict(cfg["pipeline"]).methods[0] == "base"
     bad = tmp_path / "bad.yaml"
     bad.write_text("output_dir: x\nbase: {}\npipelin: {}\n")
     with pytest.raises(ValueError, match=r"bad.yaml: unknown top-level key\(s\) \['pipelin'\]"):
         load_demo_config(bad)
+
+
+@pytest.mark.slow
+def test_demo_rounds_section_prints_paired_differences_and_writes_its_figure(tmp_path):
+    knobs = {"min_steps": 1, "max_steps": 2, "digits": 1, "max_value": 99}
+    path = _tiny_demo(tmp_path, "arithmetic", knobs, 40, ["base"])
+    cfg = yaml.safe_load(path.read_text())
+    del cfg["pipeline"]
+    tiny = {"max_steps": 2, "per_device_train_batch_size": 8}
+    cfg["rounds"] = {"pool_size": 12, "n_test": 8, "rounds": 2, "seeds": [0, 1], "samples_per_prompt": 4,
+                     "max_new_tokens": 40, "mc": {"k": 2}, "eval_samples": 1, "pass_k": [1, 2], "pass_k_problems": 4,
+                     "show_progress": False,
+                     "arms": {"rft": {"method": "rft", "options": tiny},
+                              "rft_neg": {"method": "rft_neg", "options": {**tiny, "rows": {"prompts": "all"}}}}}
+    path.write_text(yaml.safe_dump(cfg))
+    report = run_demo(path)
+    assert "| rft_neg |" in report and "rft_neg − rft:" in report and "95 % CI over 2 seeds" in report
+    assert (tmp_path / "demo" / "rounds" / "rounds.png").stat().st_size > 0
+    assert run_demo(path) == report  # cached

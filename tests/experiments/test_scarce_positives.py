@@ -147,4 +147,13 @@ def test_mixed_data_trains_every_method_on_the_builders_rows(tmp_path, monkeypat
     }
     for name, rows in expected.items():
         assert len(rows) > 0 and dumped(name) == rows.to_list(), name
-    assert set(METHOD_DATA) == set(ALL_METHODS[1:])
+    # rft_neg is the one method that all-wrong data feeds (test_rft_neg_trains_on_the_negatives_of_all_wrong_prompts)
+    assert set(METHOD_DATA) == set(ALL_METHODS[1:]) | {"rft_neg"}
+
+
+def test_rft_neg_trains_on_the_negatives_of_all_wrong_prompts(tmp_path: Path) -> None:
+    # Where every sample is wrong RFT has nothing; RFT + bounded negatives still gets the critical steps.
+    report = preflight(_cfg(tmp_path), all_wrong_data(), [("rft_neg", "rft_neg", {})])
+    assert report.fed == ["rft_neg"] and report.methods["rft_neg"]["kept"] > 0
+    rows = METHOD_DATA["rft_neg"](methods.MethodContext(_cfg(tmp_path), all_wrong_data(), {}, tmp_path / "m", 0)).rows
+    assert rows is not None and not any(rows["correct"]) and all(s[0][2] == -1.0 for s in rows["spans"])
