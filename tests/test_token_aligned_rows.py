@@ -396,3 +396,19 @@ def test_bcpg_samples_score_and_train_the_generated_ids(setup, char_tokenizer):
         assert text_rows.to_list() == rows.to_list()
     else:  # the text path scored other tokens than those generated
         assert not all(same)
+
+
+def test_rft_rows_carry_the_generated_ids(setup):
+    """RFT rows name each correct sample's generated ids (``tokenize_weighted(..., completion_ids=)`` trains them)."""
+    from negrl.builders import rft_rows
+    from negrl.completion_tokens import tokenize_weighted
+
+    tok, prompt_fn, problems, rollouts, verdicts, _ = setup
+    rows = rft_rows(problems, rollouts, verdicts, prompt_fn=prompt_fn, tokenizer=tok)
+    assert rows.remove_columns(["completion_ids"]).to_list() == rft_rows(problems, rollouts, verdicts,
+                                                                         prompt_fn=prompt_fn).to_list()
+    by_text = {r.completion: r.completion_ids for r in rollouts}
+    assert len(rows) == 2 and all(row["completion_ids"] == by_text[row["completion"]] for row in rows)
+    for row in rows:
+        enc = tokenize_weighted(tok, row["prompt"], row["completion"], completion_ids=row["completion_ids"])
+        assert enc["input_ids"] == _encode(tok, row["prompt"]) + row["completion_ids"] + [tok.eos_token_id]

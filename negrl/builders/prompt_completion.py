@@ -2,7 +2,7 @@
 
 | builder | TRL columns | extra columns |
 | --- | --- | --- |
-| ``rft_rows`` | ``prompt``, ``completion`` | ``problem_id`` |
+| ``rft_rows`` | ``prompt``, ``completion`` | ``problem_id`` (+ ``completion_ids`` with a tokenizer) |
 | ``awr_rows`` | ``prompt``, ``completion`` | ``spans`` (``[start, end, advantage]`` in completion chars), ``add_eos``, ``problem_id``, ``correct`` (+ ``completion_ids`` with a tokenizer) |
 
 The preference rows (per-step and outcome DPO) are ``negrl.builders.preference``.
@@ -27,22 +27,32 @@ def rft_rows(
     dedup: bool = True,
     max_per_problem: int | None = None,
     prompt_fn: PromptFn | None = None,
+    tokenizer: Any = None,
 ) -> Dataset:
     """Rejection fine-tuning rows: the policy's own verified-correct samples as ``prompt`` / ``completion``.
 
     ``SFTTrainer`` appends EOS to each completion. ``dedup`` keeps each (prompt, completion) once; ``max_per_problem``
-    caps the rows per problem (first by sample index).
+    caps the rows per problem (first by sample index). ``tokenizer``: rows get a ``completion_ids`` column, the
+    sample's generated ids (the first sample of each text; ``None`` for a rollout without usable ids), for a
+    tokenisation that trains the generated tokens (``tokenize_weighted(..., completion_ids=...)``).
     """
-    prompts, completions, ids = [], [], []
+    tokens = GeneratedTokens(tokenizer) if tokenizer is not None else None
+    prompts, completions, pids, gen_ids = [], [], [], []
     for g in group_rollouts(problems, rollouts, verdicts):
+        first: dict[str, Rollout] = {}
+        for r in g.correct:
+            first.setdefault(r.completion, r)
         texts = [r.completion for r in g.correct]
         texts = unique_texts(texts) if dedup else texts
         texts = texts[:max_per_problem] if max_per_problem is not None else texts
         prompt = prompt_fn(g.problem) if prompt_fn else g.problem.prompt
         prompts += [prompt] * len(texts)
         completions += texts
-        ids += [g.problem.problem_id] * len(texts)
-    return Dataset.from_dict({"prompt": prompts, "completion": completions, "problem_id": ids})
+        pids += [g.problem.problem_id] * len(texts)
+        if tokens is not None:
+            gen_ids += [list(first[t].completion_ids or []) if tokens.usable(first[t]) else None for t in texts]
+    columns = {"prompt": prompts, "completion": completions, "problem_id": pids}
+    return Dataset.from_dict({**columns, "completion_ids": gen_ids} if tokens is not None else columns)
 
 
 @dataclass
