@@ -7,7 +7,8 @@
 
 Every stage is cached under the config's ``output_dir`` (rerun to resume). Writes ``results.md`` (the table: the
 final round of every arm, the paired difference against the best positives-only arm with its 95 % interval over
-seeds, pass@k, compute) and ``rounds.png`` (held-out accuracy per round, held-out vs pool, pass@k).
+seeds, pass@k, compute; then the measurements behind each result: the arms' sample accuracy and all-wrong prompts,
+the pool / held-out gap, Monte-Carlo pits against the oracle, DPO pairs' log-prob shifts) and ``rounds.png`` (held-out accuracy per round, held-out vs pool, pass@k).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from negrl.experiments.demo import quiet_libraries
 from negrl.experiments.rounds import load_rounds_config, plot_rounds, results_table, run_rounds
+from negrl.experiments.rounds_report import mechanism_rows, mechanism_table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     cfg = load_rounds_config(args.config, seeds=args.seeds, rounds=args.rounds, output_dir=args.output_dir)
     runs = run_rounds(cfg)
-    table = results_table(runs, cfg)
+    table = results_table(runs, cfg) + "\n\nWhat moved, per arm and round (mean over seeds):\n\n" + mechanism_table(
+        mechanism_rows(cfg, runs))
     out = Path(cfg.output_dir)
     (out / "results.md").write_text(table + "\n", encoding="utf-8")
     png = plot_rounds(runs, cfg, out / "rounds.png")

@@ -76,6 +76,17 @@ def test_two_rounds_share_round_one_sample_on_policy_and_budgets_add_up(trained_
     assert "| rft_neg |" in table and "Δ vs rft" in table and "(1 seed)" in table
     assert plot_rounds({0: run}, cfg, tmp_path / "rounds.png").stat().st_size > 0
 
+    # The measurements behind a null, read from disk: shares of every (arm, round), the pit/oracle agreement of the
+    # labelled arms, and the pair log-prob shift of a DPO arm that trained.
+    from negrl.experiments.rounds_report import data_shares, mechanism_rows, mechanism_table
+
+    mech = {(m["arm"], m["round"]): m for m in mechanism_rows(cfg, {0: run})}
+    assert set(mech) == {(a, r) for a in cfg.arm_specs() for r in (1, 2)}
+    assert mech[("rft", 1)]["all_wrong"] == data_shares(root / "round1" / "data" / "shared")["all_wrong"]
+    assert 0 <= mech[("step_dpo", 1)]["pit_oracle"] <= 1 and "pit_oracle" not in mech[("rft", 1)]
+    assert all(("d_chosen" in mech[("step_dpo", r)]) == rows["step_dpo"][r - 1]["trained"] for r in (1, 2))
+    assert "| rft_neg | 2 |" in mechanism_table(list(mech.values()))
+
     # Resume: a rerun trains nothing and gives the same rows.
     done = root / "round2" / "models" / "step_dpo" / "done.json"
     mtime = done.stat().st_mtime_ns
