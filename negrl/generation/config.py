@@ -102,7 +102,10 @@ def with_bos(text: str, tokenizer: Any) -> str:
     ``add_special_tokens=False`` everywhere, where the BOS text becomes the BOS id. To train and sample without BOS
     on such a model, turn it off on the tokenizer (``add_bos_token=False``), which every stage then follows.
     The one difference from ``apply_chat_template(tokenize=True)``: a template that does not render a BOS the
-    tokenizer adds gets one here, as a raw prompt would.
+    tokenizer adds gets one here, as a raw prompt would. BOS as text is the chat templates' own convention, and
+    for byte-level BPE (Llama 3, DeepSeek, Qwen-style) it gives exactly the ids of ``tokenizer(prompt)``; a
+    SentencePiece tokenizer that prefixes a space only at the start of the input (``Metaspace(prepend_scheme=
+    "first")``) encodes the first word after the BOS text without that space, as it does after a template's BOS.
     """
     if tokenizer is None or not tokenizer_adds_bos(tokenizer) or text.startswith(tokenizer.bos_token):
         return text
