@@ -13,8 +13,14 @@ import pytest
 import torch
 
 from negrl.completion_tokens import tokenize_weighted
-from negrl.generation import (GenerationConfig, encode_prompts, format_prompt, generate_rollouts, tokenizer_adds_bos,
-                              with_bos)
+from negrl.generation import (
+    GenerationConfig,
+    encode_prompts,
+    format_prompt,
+    generate_rollouts,
+    tokenizer_adds_bos,
+    with_bos,
+)
 from negrl.records import Problem, Rollout, Verdict
 from negrl.sft import cpu_safe_sft_config, prompt_completion_dataset, tokenize_sft_rows, train_sft
 from negrl.steps.monte_carlo import MonteCarloConfig, label_monte_carlo
@@ -67,7 +73,7 @@ def test_format_prompt_gives_bos_exactly_once(bos_tokenizer, use_chat_template):
     assert with_bos(prompt, tok) == prompt  # idempotent: a built prompt never gets a second BOS
 
 
-def test_no_bos_when_the_tokenizer_adds_none(char_tokenizer, bpe_tokenizer):
+def test_no_bos_when_the_tokenizer_adds_none(char_tokenizer, bpe_tokenizer):  # noqa: F811
     assert not tokenizer_adds_bos(char_tokenizer)
     assert format_prompt(QUESTION, char_tokenizer, False) == QUESTION  # the embedded path is unchanged
     off = copy.deepcopy(bpe_tokenizer)
@@ -139,3 +145,18 @@ def test_sft_tokenisation_of_the_char_tokenizer_is_trl_own(char_tokenizer, tiny_
     char_tokenizer.padding_side = "left"
     for column in ("input_ids", "labels"):
         assert ours.train_dataset[column] == theirs.train_dataset[column]
+
+
+def test_sft_rows_train_the_generated_ids_when_they_have_them(bpe_tokenizer):  # noqa: F811
+    """``completion_ids`` (rft_rows with a tokenizer) are trained as generated, not re-encoded from the text."""
+    tok = bpe_tokenizer
+    encode = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    # ids generated token by token can differ from a re-encoding of their text (BPE merges across the cut)
+    cut = next(i for i in range(1, len(COMPLETION)) if encode(COMPLETION[:i]) + encode(COMPLETION[i:]) != encode(COMPLETION))
+    generated = encode(COMPLETION[:cut]) + encode(COMPLETION[cut:])
+    rows = prompt_completion_dataset([QUESTION, QUESTION], [COMPLETION] * 2).add_column(
+        "completion_ids", [generated, None])
+    prompt = [tok.bos_token_id] + encode(QUESTION)
+    out = tokenize_sft_rows(rows, tok)
+    assert out[0]["input_ids"] == prompt + generated + [tok.eos_token_id]
+    assert out[1]["input_ids"] == prompt + encode(COMPLETION) + [tok.eos_token_id]
