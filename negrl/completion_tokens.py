@@ -32,6 +32,7 @@ import torch
 from datasets import Dataset
 from trl.trainer.utils import selective_log_softmax
 
+from negrl.generation.config import with_bos
 from negrl.steps.monte_carlo import token_cut
 
 
@@ -119,7 +120,7 @@ def tokenize_weighted(
     Returns:
         ``{"input_ids": [P + C ints], "completion_mask": [0]*P + [1]*C, "token_weights": [0.0]*P + C weights}``.
     """
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(with_bos(prompt, tokenizer), add_special_tokens=False)["input_ids"]  # BOS once
     if completion_ids is not None:
         completion_ids = list(completion_ids)
         if tokenizer.decode(completion_ids, skip_special_tokens=True) != completion:

@@ -117,11 +117,17 @@ def _eval(path: Path) -> None:
     _trl(EvalConfig)(path)
 
 
+def _rounds(path: Path) -> None:
+    from negrl.experiments.rounds import load_rounds_config
+
+    load_rounds_config(path)
+
+
 PARSERS: dict[str, Callable[[Path], None]] = {
     "recipes/configs/ablation": _ablation, "recipes/configs/base": _base, "recipes/configs/bcpg": _bcpg,
     "recipes/configs/demo": _demo, "recipes/configs/likra": _likra, "recipes/configs/star": _star,
     "recipes/configs/real": _pipeline, "recipes/configs/step_rl": _pipeline, "recipes/configs/steps": _steps,
-    "eval/configs": _eval,
+    "recipes/configs/rounds": _rounds, "eval/configs": _eval,
 }
 
 

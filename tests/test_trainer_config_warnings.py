@@ -8,6 +8,7 @@ from negrl.sft import NegrlSFTConfig, cpu_safe_sft_config, gold_dataset, train_s
 from negrl.trainers.awr import AWRConfig
 from negrl.trainers.step_dpo import StepDPOConfig
 
+
 DEPRECATED = "`gradient_checkpointing` is deprecated"
 
 

@@ -157,7 +157,10 @@ def _dump(ctx: MethodContext, name: str, dataset: Dataset) -> None:
     if process_state().is_main_process:
         path = ctx.config.run_dir / "data" / f"{ctx.output_dir.name or name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        dataset.to_json(str(path), lines=True)
+        from negrl.quiet import quiet_library
+
+        with quiet_library():
+            dataset.to_json(str(path), lines=True)
 
 
 def _train_sft_rows(ctx: MethodContext, name: str, built: MethodData) -> str:
@@ -168,7 +171,8 @@ def _train_sft_rows(ctx: MethodContext, name: str, built: MethodData) -> str:
     _dump(ctx, name, dataset)
     model, tokenizer = load_base(ctx)
     args = cpu_safe_sft_config(**trainer_kwargs(ctx, {"learning_rate": 1e-3}))
-    rows = dataset.select_columns(["prompt", "completion"])
+    # the generated ids (RFT rows of sampled completions) are trained as generated, not re-encoded
+    rows = dataset.select_columns([c for c in ("prompt", "completion", "completion_ids") if c in dataset.column_names])
     trainer = train_sft(model, tokenizer, rows, args, peft_config=lora_config(ctx.options))
     return finish(ctx, trainer, tokenizer, dataset, built.stats)
 
@@ -201,7 +205,8 @@ def train_sft_more(ctx: MethodContext) -> str:
 def rft_data(ctx: MethodContext) -> MethodData:
     """RFT rows; the drops are the wrong, unjudged and duplicate samples (``rft_rows`` keeps the rest)."""
     d = ctx.data
-    rows = rft_rows(d.problems, d.rollouts, d.verdicts, prompt_fn=d.prompt_fn(ctx.config.use_chat_template))
+    rows = rft_rows(d.problems, d.rollouts, d.verdicts, prompt_fn=d.prompt_fn(ctx.config.use_chat_template),
+                    tokenizer=d.tokenizer)
     groups = group_rollouts(d.problems, d.rollouts, d.verdicts)
     correct, wrong = sum(len(g.correct) for g in groups), sum(len(g.wrong) for g in groups)
     stats = BuildStats(kept=len(rows))
@@ -241,12 +246,14 @@ def _pairs(ctx: MethodContext, fmt: str | None) -> MethodData:
     spec = {"seed": ctx.seed, **ctx.options.get("pairs", {})}
     prompt_fn = d.prompt_fn(ctx.config.use_chat_template)
     if fmt is None:
-        rows = outcome_dpo_pairs(d.problems, d.rollouts, d.verdicts, PairConfig(**spec), prompt_fn, stats)
+        rows = outcome_dpo_pairs(d.problems, d.rollouts, d.verdicts, PairConfig(**spec), prompt_fn, stats,
+                                 tokenizer=d.tokenizer)
     else:
         cfg = PairConfig(**{**spec, "format": fmt})
         # shared-prefix pairs also take the correct Monte-Carlo continuations found from the prefix before the pit
         conts = mc_continuations(d.step_labels, d.rollouts) if fmt == "shared_prefix" else None
-        rows = step_dpo_pairs(d.problems, d.rollouts, d.verdicts, d.step_labels, cfg, prompt_fn, conts, stats)
+        rows = step_dpo_pairs(d.problems, d.rollouts, d.verdicts, d.step_labels, cfg, prompt_fn, conts, stats,
+                              tokenizer=d.tokenizer)
     return MethodData(rows, stats, None if len(rows) else f"no pairs (dropped: {dict(stats.dropped) or 'nothing to pair'})")
 
 
@@ -284,7 +291,7 @@ def awr_data(ctx: MethodContext) -> MethodData:
     """AWR rows; skipped when no row carries a non-zero step advantage (the loss would be plain SFT on them)."""
     d, stats = ctx.data, BuildStats()
     rows = awr_rows(d.problems, d.rollouts, d.verdicts, d.step_labels, AWRRowConfig(**ctx.options.get("rows", {})),
-                    d.prompt_fn(ctx.config.use_chat_template), stats)
+                    d.prompt_fn(ctx.config.use_chat_template), stats, tokenizer=d.tokenizer)
     if not len(rows):
         return MethodData(rows, stats, f"no rows (dropped: {dict(stats.dropped) or 'no judged samples'})")
     if not any(span[2] != 0.0 for spans in rows["spans"] for span in spans):

@@ -35,6 +35,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from negrl.quiet import quiet_library
 from negrl.trainer_defaults import WarmupCheck
 
 
@@ -114,12 +115,14 @@ def train_resuming(trainer: Any) -> Any:
                 shutil.rmtree(old)
         trainer.accelerator.wait_for_everyone()
     if checkpoint is None:
-        return trainer.train()
+        with quiet_library():  # TRL's is_gradient_checkpointing reads, the short-run mtime notice
+            return trainer.train()
     check_same_settings(checkpoint, args)
     if _finished(checkpoint, args):
         return _load_finished(trainer, checkpoint)
     logger.warning("resuming training from %s", checkpoint)
-    return trainer.train(resume_from_checkpoint=checkpoint)
+    with quiet_library():
+        return trainer.train(resume_from_checkpoint=checkpoint)
 
 
 def check_same_settings(checkpoint: str, args: Any) -> None:

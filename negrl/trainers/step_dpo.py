@@ -32,6 +32,8 @@ import torch
 from datasets import Dataset
 from trl import DPOConfig, DPOTrainer
 
+from negrl.generation.config import with_bos
+from negrl.quiet import quiet_library
 from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 
 
@@ -90,7 +92,7 @@ def tokenize_pair(
         return list(given) if given is not None else list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     return {
-        "prompt_ids": ids(prompt, prompt_token_ids),
+        "prompt_ids": ids(with_bos(prompt, tokenizer), prompt_token_ids),  # BOS once, as generation saw it
         "chosen_ids": ids(chosen, chosen_token_ids) + ([eos] if chosen_eos else []),
         "rejected_ids": ids(rejected, rejected_token_ids) + ([eos] if rejected_eos else []),
     }
@@ -141,9 +143,10 @@ class StepDPOTrainer(DPOTrainer):
             ref_model = copy.deepcopy(model).eval()  # never let TRL reload a stale reference from disk
             for p in ref_model.parameters():
                 p.requires_grad_(False)
-        super().__init__(model=model, ref_model=ref_model, args=args, train_dataset=train_dataset,
-                         eval_dataset=eval_dataset, processing_class=processing_class, peft_config=peft_config,
-                         **kwargs)
+        with quiet_library():  # peft's is_gradient_checkpointing FutureWarning, TRL's preprocessing bars
+            super().__init__(model=model, ref_model=ref_model, args=args, train_dataset=train_dataset,
+                             eval_dataset=eval_dataset, processing_class=processing_class, peft_config=peft_config,
+                             **kwargs)
 
     def _prepare_dataset(self, dataset: Dataset, processing_class: Any, args: DPOConfig, dataset_name: str) -> Dataset:
         """Tokenise with per-row EOS flags instead of TRL's unconditional EOS (see the module docstring)."""

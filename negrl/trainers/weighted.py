@@ -34,6 +34,7 @@ from negrl.completion_tokens import (  # noqa: F401  (re-exported: the trainers'
     tokenize_weighted,
     tokenize_weighted_dataset,
 )
+from negrl.quiet import quiet_library
 from negrl.trainer_defaults import CheckpointDefaults, DeviceDefaults
 
 
@@ -93,10 +94,11 @@ class WeightedCompletionTrainer(Trainer):
         eval_dataset = self._prepare(eval_dataset, processing_class, args)
         if data_collator is None:
             data_collator = WeightedCompletionCollator(processing_class.pad_token_id, self.scalar_columns)
-        super().__init__(
-            model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-            processing_class=processing_class, data_collator=data_collator, **kwargs,
-        )
+        with quiet_library():  # peft's is_gradient_checkpointing FutureWarning
+            super().__init__(
+                model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                processing_class=processing_class, data_collator=data_collator, **kwargs,
+            )
         self.can_return_loss = True  # evaluation computes the loss although there is no `labels` column
         self._metrics: dict[str, dict[str, list[float]]] = {"train": {}, "eval": {}}
 
