@@ -4,6 +4,8 @@
     python recipes/rounds.py --config recipes/configs/rounds/fixed_pool.yaml        # regime (a)
     python recipes/rounds.py --config recipes/configs/rounds/scarce_positives.yaml  # regime (b)
     python recipes/rounds.py --config ... --seeds 0 --rounds 2                      # a smaller run
+    python recipes/rounds.py --config recipes/configs/rounds/fixed_pool.yaml --arms rft --pool_size 600 \
+        --output_dir runs/rounds/fixed_pool_rft600                               # a positives-only arm, 2x pool
 
 Every stage is cached under the config's ``output_dir`` (rerun to resume). Writes ``results.md`` (the table: the
 final round of every arm, the paired difference against the best positives-only arm with its 95 % interval over
@@ -27,9 +29,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
     parser.add_argument("--rounds", type=int, default=None, help="override the number of rounds")
     parser.add_argument("--output_dir", default=None, help="override the output directory")
+    parser.add_argument("--pool_size", type=int, default=None, help="override the pool size P")
+    parser.add_argument("--arms", nargs="+", default=None, help="run only these arms of the config")
     args = parser.parse_args(argv)
     quiet_libraries()
-    cfg = load_rounds_config(args.config, seeds=args.seeds, rounds=args.rounds, output_dir=args.output_dir)
+    cfg = load_rounds_config(args.config, seeds=args.seeds, rounds=args.rounds, output_dir=args.output_dir,
+                             pool_size=args.pool_size)
+    if args.arms:
+        missing = set(args.arms) - set(cfg.arms)
+        if missing:
+            raise SystemExit(f"--arms: {sorted(missing)} not in {args.config} (arms: {sorted(cfg.arms)})")
+        cfg.arms = {name: spec for name, spec in cfg.arms.items() if name in args.arms}
+        cfg.arm_specs()
     runs = run_rounds(cfg)
     table = results_table(runs, cfg) + "\n\nWhat moved, per arm and round (mean over seeds):\n\n" + mechanism_table(
         mechanism_rows(cfg, runs))
