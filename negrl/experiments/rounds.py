@@ -470,6 +470,9 @@ def plot_rounds(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, path: Path, 
     axes[1].set(xlabel="training-pool greedy %", ylabel=f"held-out {metric} %",
                 title="held-out vs training pool (round 0 → R)")
     axes[2].set(xscale="log", xlabel="k", ylabel="pass@k %", title=f"pass@k after round {cfg.rounds}")
+    axes[0].set_xticks(range(cfg.rounds + 1))
+    axes[2].set_xticks(cfg.pass_k, [str(k) for k in cfg.pass_k])
+    axes[2].minorticks_off()
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
