@@ -26,7 +26,9 @@ def _cfg(base: Path, out: Path) -> RoundsConfig:
         "arms": {"rft": {"method": "rft", "options": TINY},
                  "step_dpo": {"method": "step_dpo", "options": TINY},
                  "rft_matched": {"method": "rft", "match_samples": "step_dpo", "options": TINY},
-                 "rft_neg": {"method": "rft_neg", "options": {**TINY, "rows": {"prompts": "all"}}}},
+                 "rft_neg": {"method": "rft_neg", "options": {**TINY, "rows": {"prompts": "all"}}},
+                 "awr": {"method": "awr", "options": TINY},
+                 "bcpg_nsa": {"method": "bcpg_nsa", "options": TINY}},
     })
 
 
@@ -51,8 +53,9 @@ def test_two_rounds_share_round_one_sample_on_policy_and_budgets_add_up(trained_
         assert {r.problem_id for r in r2} == {r.problem_id for r in shared}
     assert not (root / "round2" / "data" / "rft" / "step_labels").exists()  # RFT reads no labels: none computed
 
-    for arm in ("rft", "step_dpo", "rft_matched", "rft_neg"):
+    for arm in cfg.arms:  # every registered method runs as an arm, round after round
         assert [r["round"] for r in rows[arm]] == [1, 2], rows[arm]
+    assert rows["awr"][0]["cost"] == rows["step_dpo"][0]["cost"]  # the same shared, labelled round-1 data
     for r in (1, 2):
         rft, dpo, matched = (rows[a][r - 1]["cost"] for a in ("rft", "step_dpo", "rft_matched"))
         assert rft["samples"] == dpo["samples"] == P * S
