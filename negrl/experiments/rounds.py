@@ -388,21 +388,24 @@ def results_table(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, metric: st
     seeds = sorted(runs)
     ref = best_positive_arm(runs, cfg, metric)
     ks = [str(k) for k in cfg.pass_k]
-    head = (f"| arm | held-out {metric} % | Δ vs {ref or '-'} (95 % CI) | held-out sampled % | pool greedy % | "
-            + " | ".join(f"pass@{k}" for k in ks) + " | samples + MC conts (all rounds) | tokens (all rounds) |")
-    lines = [head, "|" + " --- |" * (8 + len(ks) - 1)]
+    head = (f"| arm | held-out {metric} % | Δ vs {ref or '-'} (95 % CI) | Δ vs base | held-out sampled % | "
+            "pool greedy % | " + " | ".join(f"pass@{k}" for k in ks)
+            + " | samples + MC conts (all rounds) | tokens (all rounds) |")
+    lines = [head, "|" + " --- |" * (9 + len(ks) - 1)]
     base = [runs[s]["base"] for s in seeds]
-    lines.append(_row("base (round 0)", base, None, ks, metric, None))
     ref_vals = [_final(runs[s], ref)[metric] for s in seeds] if ref else None  # type: ignore[index]
+    base_vals = [b[metric] for b in base]
+    lines.append(_row("base (round 0)", base, ref_vals, ks, metric, None, None))
     for name in cfg.arm_specs():
         finals = [_final(runs[s], name) for s in seeds]
         if any(f is None for f in finals):
-            lines.append(f"| {name} | not run |" + " - |" * (6 + len(ks)))
+            lines.append(f"| {name} | not run |" + " - |" * (7 + len(ks)))
             continue
         cost = [_total_cost(runs[s]["arms"][name]) for s in seeds]
         trained = sum(row.get("trained", True) for s in seeds for row in runs[s]["arms"][name]) / len(seeds)
         label = name if trained == cfg.rounds else f"{name} (trained {trained:g} of {cfg.rounds} rounds)"
-        lines.append(_row(label, finals, ref_vals if name != ref else None, ks, metric, cost))  # type: ignore[arg-type]
+        lines.append(_row(label, finals, ref_vals if name != ref else None, ks, metric, cost,  # type: ignore[arg-type]
+                          base_vals))
     lines.append(f"\n(seeds {seeds}; {cfg.rounds} rounds on a pool of {cfg.pool_size} prompts; held-out n = "
                  f"{base[0]['n']}; Δ: paired by seed, mean and t-interval in points)")
     return "\n".join(lines)
@@ -417,17 +420,18 @@ def _total_cost(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _row(name: str, evs: list[dict[str, Any]], ref: list[float] | None, ks: list[str], metric: str,
-         cost: list[dict[str, int]] | None) -> str:
+         cost: list[dict[str, int]] | None, base: list[float] | None) -> str:
     def mean(key: str, sub: str | None = None) -> str:
         vals = [(e[key][sub] if sub else e[key]) for e in evs if key in e]
         return f"{100 * sum(vals) / len(vals):.1f}" if vals else "-"
 
     delta = paired_difference([e[metric] for e in evs], ref).format() if ref is not None else "-"
+    vs_base = paired_difference([e[metric] for e in evs], base).format() if base is not None else "-"
     c = ("-" if cost is None else
          f"{sum(x['samples_plus_continuations'] for x in cost) // len(cost)}")
     t = "-" if cost is None else f"{sum(x['generated_tokens'] for x in cost) // len(cost)}"
     passk = " | ".join(mean("pass_k", k) for k in ks)
-    return f"| {name} | {mean(metric)} | {delta} | {mean('sampled')} | {mean('pool_greedy')} | {passk} | {c} | {t} |"
+    return f"| {name} | {mean(metric)} | {delta} | {vs_base} | {mean('sampled')} | {mean('pool_greedy')} | {passk} | {c} | {t} |"
 
 
 def plot_rounds(runs: dict[int, dict[str, Any]], cfg: RoundsConfig, path: Path, metric: str = "greedy") -> Path:
