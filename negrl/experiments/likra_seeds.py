@@ -239,6 +239,9 @@ def _mean_interval(values: list[float]) -> PairedDifference:
     return paired_difference(values, [0.0] * len(values))
 
 
+POS_BASE = "pos − base w={w:g}"
+
+
 def likra_arm(neg: str, w: float) -> str:
     return f"Likra {neg} w={w:g}"
 
@@ -260,6 +263,9 @@ def seed_metrics(cfg: LikraSeedsConfig, benchmark: str, seed: int) -> dict[str, 
         return {"acc": cl.accuracy(mode, w), "acc_norm": cl.accuracy(mode, w, normalise=True)}
 
     out = {"base": both(base, "base"), "SFT": both(with_heads(pos=pos.logps["pos"]), "sft")}
+    # Control: the Likra score with an untrained negative head (a fresh LoRA head is the base: B = 0), i.e. the
+    # positive head's likelihood ratio to the base. What Likra adds over it is what the negatives taught.
+    out[POS_BASE.format(w=cfg.primary_w)] = both(with_heads(pos=pos.logps["pos"]), "pos_base", cfg.primary_w)
     for arm in cfg.negatives:
         cl = with_heads(pos=pos.logps["pos"], neg=_load_logprobs(d / f"neg_{arm}.pt").logps["neg"])
         for w in cfg.ws:
@@ -273,19 +279,21 @@ METRICS = ("acc", "acc_norm")
 def summarise(cfg: LikraSeedsConfig) -> dict[str, Any]:
     """Per benchmark: the complete seeds, every arm's per-seed metrics, and the paired comparisons with intervals.
 
-    Comparisons (paired by seed): each Likra arm − SFT at every w (``primary`` marks w = ``primary_w``), and
-    the ``contrast`` Likra(a) − Likra(b) at every w."""
+    Comparisons (paired by seed): each Likra arm − SFT at every w (``primary`` marks w = ``primary_w``), the
+    ``contrast`` Likra(a) − Likra(b) at every w, and (``control``) each Likra arm − (pos − base) at ``primary_w``."""
     out: dict[str, Any] = {}
     for benchmark in cfg.benchmarks:
         per_seed = {s: m for s in cfg.seeds if (m := seed_metrics(cfg, benchmark, s)) is not None}
         seeds = list(per_seed)
         arms = {arm: {k: [per_seed[s][arm][k] for s in seeds] for k in METRICS} for arm in (per_seed[seeds[0]] if seeds else {})}
-        pairs = [(likra_arm(neg, w), "SFT", w) for neg in cfg.negatives for w in cfg.ws]
+        pairs = [(likra_arm(neg, w), "SFT", w, False) for neg in cfg.negatives for w in cfg.ws]
         if cfg.contrast:
-            pairs += [(likra_arm(cfg.contrast[0], w), likra_arm(cfg.contrast[1], w), w) for w in cfg.ws]
+            pairs += [(likra_arm(cfg.contrast[0], w), likra_arm(cfg.contrast[1], w), w, False) for w in cfg.ws]
+        pw = cfg.primary_w
+        pairs += [(likra_arm(neg, pw), POS_BASE.format(w=pw), pw, True) for neg in cfg.negatives]
         comparisons = []
-        for a, b, w in pairs if seeds else []:
-            row: dict[str, Any] = {"a": a, "b": b, "w": w, "primary": w == cfg.primary_w}
+        for a, b, w, control in pairs if seeds else []:
+            row: dict[str, Any] = {"a": a, "b": b, "w": w, "primary": w == pw and not control, "control": control}
             for k in METRICS:
                 row[k] = asdict(paired_difference(arms[a][k], arms[b][k]))
             comparisons.append(row)
@@ -323,7 +331,9 @@ def format_report(summary: dict[str, Any]) -> str:
         lines += ["", f"| paired difference (points) | acc: per seed | acc: mean [{level} CI] | acc_norm: per seed | "
                       f"acc_norm: mean [{level} CI] |", "| --- | --- | --- | --- | --- |"]
         for c in s["comparisons"]:
-            name = f"{c['a']} − {c['b'].split(' w=')[0]}" + (" (primary)" if c["primary"] else "")
+            tag = " (primary)" if c["primary"] else " (control)" if c.get("control") else ""
+            b = c["b"].split(" w=")[0]
+            name = f"{c['a']} − {f'({b})' if ' − ' in b else b}" + tag
             cells = [f"{' / '.join(f'{100 * x:+.1f}' for x in c[k]['diffs'])} | {_iv(c[k], signed=True)}" for k in METRICS]
             lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
         lines.append("")

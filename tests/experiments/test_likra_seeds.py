@@ -81,9 +81,14 @@ def test_summary_of_hand_made_caches(tmp_path):
     assert vs_sft["diffs"] == [0.0, 0.5] and vs_sft["mean"] == 0.25
     assert vs_sft["hi"] == pytest.approx(0.25 + 12.706 * 0.25, abs=1e-9)  # s/√2 = 0.25, t_{0.975, 1} = 12.706
     assert by_name[("Likra near_miss w=1", "Likra random w=1")]["acc"]["diffs"] == [0.0, -0.5]
+    # control: pos − base = [0, 0.5 | 1, 0.5] → 1/2 on both seeds; Likra random − control = [0, 0.5]
+    assert s["arms"]["pos − base w=1"]["acc"] == [0.5, 0.5]
+    control = by_name[("Likra random w=1", "pos − base w=1")]
+    assert control["control"] and not control["primary"] and control["acc"]["diffs"] == [0.0, 0.5]
     text = ls.format_report(ls.summarise(cfg))
     assert "| Likra random w=1 − SFT (primary) | +0.0 / +50.0 | +25.0 [-292.6, 342.6] |" in text
     assert "(missing: [2])" in text
+    assert "| Likra near_miss w=1 − (pos − base) (control) | +0.0 / +0.0 |" in text
     png = ls.plot_summary(ls.summarise(cfg), tmp_path / "acc.png")
     assert png.stat().st_size > 0
 
