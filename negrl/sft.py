@@ -42,7 +42,8 @@ def tokenize_sft_rows(dataset: Dataset, tokenizer: Any) -> Dataset:
 
     The prompt gets BOS once where the tokenizer adds one (``with_bos``: raw gold prompts and prompts already built
     by ``format_prompt`` alike), prompt and completion are encoded separately without special tokens
-    (``negrl.completion_tokens.tokenize_weighted``) and EOS is appended unless the completion already ends with it.
+    (``negrl.completion_tokens.tokenize_weighted``) and EOS is appended unless the completion already ends with it
+    or the row says ``add_eos: false`` (a sample cut by the token limit, ``rft_rows``).
     A row's ``completion_ids`` (the sample's generated ids, ``rft_rows(tokenizer=...)``; ``None`` for none) are its
     completion tokens instead of a re-encoding of its text. A dataset that already has ``input_ids`` is returned as
     is.
@@ -56,7 +57,7 @@ def tokenize_sft_rows(dataset: Dataset, tokenizer: Any) -> Dataset:
 
     def _row(row: dict[str, Any]) -> dict[str, list[int]]:
         enc = tokenize_weighted(tokenizer, with_bos(row["prompt"], tokenizer), row["completion"],
-                                add_eos=not (eos and row["completion"].endswith(eos)),
+                                add_eos=bool(row.get("add_eos", True)) and not (eos and row["completion"].endswith(eos)),
                                 completion_ids=row.get("completion_ids"))  # fmt: skip
         return {"input_ids": enc["input_ids"], "completion_mask": enc["completion_mask"]}
 

@@ -133,7 +133,7 @@ def test_outcome_pairs_use_whole_negatives_with_eos(records):
 
 def test_rft_rows_are_unique_correct_samples(records):
     ds = rft_rows(*records[:3])
-    assert ds.column_names == ["prompt", "completion", "problem_id"]
+    assert ds.column_names == ["prompt", "completion", "problem_id", "add_eos"] and ds["add_eos"] == [True]
     assert ds["completion"] == [GOLD] and ds["prompt"] == [PROMPT]
     assert len(rft_rows(*records[:3], dedup=False)) == 2
 
@@ -175,3 +175,19 @@ def test_a_correct_sample_cut_by_the_token_limit_is_no_chosen_side(records):
     assert len(old) == 2 and all(old["chosen_eos"])  # the earlier behaviour, on request
     with pytest.raises(ValueError, match="truncated_chosen"):
         PairConfig(truncated_chosen="keep")
+
+
+def test_rft_trains_eos_only_on_samples_that_finished(char_tokenizer) -> None:
+    # A correct sample cut by max_new_tokens never stopped: RFT must not teach the policy to stop there.
+    from negrl.sft import tokenize_sft_rows
+
+    problems = [Problem(problem_id="p", domain="math", prompt="Q\n", answer="1")]
+    rollouts = [Rollout(rollout_id="p#0", problem_id="p", completion="1\n", finish_reason="stop"),
+                Rollout(rollout_id="p#1", problem_id="p", completion="Answer: 1 and", finish_reason="length",
+                        sample_index=1)]
+    verdicts = [Verdict("p#0", True), Verdict("p#1", True)]
+    rows = rft_rows(problems, rollouts, verdicts)
+    assert rows["add_eos"] == [True, False]
+    ids = tokenize_sft_rows(rows, char_tokenizer)["input_ids"]
+    eos = char_tokenizer.eos_token_id
+    assert ids[0][-1] == eos and ids[1][-1] != eos and eos not in ids[1]

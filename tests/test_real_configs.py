@@ -123,6 +123,8 @@ def test_bcpg_config_builds_what_its_run_builds(path: str):
     sources = cfg.consensus_sources if cfg.annotator == "consensus" else [cfg.annotator]
     if "prm" in sources:
         assert settings.prm_model, f"{path}: the prm source needs prm_model"
+        if "Qwen2.5-Math-PRM" in settings.prm_model:  # its reward head is remote code: without it, no head loads
+            assert (settings.prm_options or {}).get("trust_remote_code") is True, path
 
 
 @pytest.mark.parametrize("path", LIKRA_CONFIGS)

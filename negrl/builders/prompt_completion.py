@@ -31,13 +31,14 @@ def rft_rows(
 ) -> Dataset:
     """Rejection fine-tuning rows: the policy's own verified-correct samples as ``prompt`` / ``completion``.
 
-    ``SFTTrainer`` appends EOS to each completion. ``dedup`` keeps each (prompt, completion) once; ``max_per_problem``
+    Rows carry ``add_eos``: a sample that finished (EOS or a stop string) is trained with EOS; a correct sample cut by
+    ``max_new_tokens`` is trained without it (the policy never stopped there). ``dedup`` keeps each (prompt, completion) once; ``max_per_problem``
     caps the rows per problem (first by sample index). ``tokenizer``: rows get a ``completion_ids`` column, the
     sample's generated ids (the first sample of each text; ``None`` for a rollout without usable ids), for a
     tokenisation that trains the generated tokens (``tokenize_weighted(..., completion_ids=...)``).
     """
     tokens = GeneratedTokens(tokenizer) if tokenizer is not None else None
-    prompts, completions, pids, gen_ids = [], [], [], []
+    prompts, completions, pids, gen_ids, eos = [], [], [], [], []
     for g in group_rollouts(problems, rollouts, verdicts):
         first: dict[str, Rollout] = {}
         for r in g.correct:
@@ -49,9 +50,10 @@ def rft_rows(
         prompts += [prompt] * len(texts)
         completions += texts
         pids += [g.problem.problem_id] * len(texts)
+        eos += [first[t].finish_reason == "stop" for t in texts]
         if tokens is not None:
             gen_ids += [list(first[t].completion_ids or []) if tokens.usable(first[t]) else None for t in texts]
-    columns = {"prompt": prompts, "completion": completions, "problem_id": pids}
+    columns = {"prompt": prompts, "completion": completions, "problem_id": pids, "add_eos": eos}
     return Dataset.from_dict({**columns, "completion_ids": gen_ids} if tokens is not None else columns)
 
 

@@ -89,6 +89,8 @@ class BCPGRunConfig:
     mc_k: int = field(default=4, metadata={"help": "Monte-Carlo continuations per step prefix."})
     prm_model: str | None = field(default=None, metadata={"help": "Trained PRM directory (annotator prm)."})
     prm_threshold: float = field(default=0.5, metadata={"help": "PRM step score threshold λ."})
+    prm_options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "PRMScorer.from_pretrained options (family, trust_remote_code, PRMFormat fields)."})
     judge_model: str | None = field(default=None, metadata={"help": "Judge LM (default: the policy itself)."})
     logp_batch_size: int = field(default=64, metadata={"help": "Rows per forward pass for behaviour log-probs."})
     beta: float = field(default=0.5, metadata={"help": "β on mined correct steps of negatives (paper: 0.5)."})
@@ -212,7 +214,8 @@ def label_settings(cfg: BCPGRunConfig, seed: int) -> LabelSettings:
                           use_chat_template=cfg.use_chat_template, batch_size=cfg.gen_batch_size, show_progress=False,
                           backend=cfg.backend)
     return LabelSettings(segment_rule=cfg.segment_rule, mc=mc, prm_model=cfg.prm_model,
-                         prm_threshold=cfg.prm_threshold, judge_model=cfg.judge_model,
+                         prm_threshold=cfg.prm_threshold, prm_options=dict(cfg.prm_options) or None,
+                         judge_model=cfg.judge_model,
                          consensus_sources=list(cfg.consensus_sources), consensus_rule=cfg.consensus_rule)
 
 

@@ -172,7 +172,8 @@ def _train_sft_rows(ctx: MethodContext, name: str, built: MethodData) -> str:
     model, tokenizer = load_base(ctx)
     args = cpu_safe_sft_config(**trainer_kwargs(ctx, {"learning_rate": 1e-3}))
     # the generated ids (RFT rows of sampled completions) are trained as generated, not re-encoded
-    rows = dataset.select_columns([c for c in ("prompt", "completion", "completion_ids") if c in dataset.column_names])
+    rows = dataset.select_columns([c for c in ("prompt", "completion", "completion_ids", "add_eos")
+                                   if c in dataset.column_names])
     trainer = train_sft(model, tokenizer, rows, args, peft_config=lora_config(ctx.options))
     return finish(ctx, trainer, tokenizer, dataset, built.stats)
 
@@ -357,7 +358,7 @@ def jsonable(options: dict[str, Any]) -> Any:
 # BCPG-NSA on the shared data (the annotators are negrl.steps.sources; rounds are negrl.experiments.bcpg)
 # ---------------------------------------------------------------------------------------------------------------
 
-_BCPG_KEYS = ("beta", "annotator", "consensus_sources", "consensus_rule", "prm_model", "prm_threshold",
+_BCPG_KEYS = ("beta", "annotator", "consensus_sources", "consensus_rule", "prm_model", "prm_threshold", "prm_options",
               "judge_model", "mc_k", "segment_rule")
 
 
