@@ -148,6 +148,12 @@ def load_rounds_config(path: str | Path, **overrides: Any) -> RoundsConfig:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def data_key(arm: ArmSpec, r: int) -> str:
+    """The data directory an arm samples into in round ``r``: ``shared`` in round 1 for arms that sample as the
+    config does (the base's samples, labelled once), else the arm's own (its policy, or its own sampling)."""
+    return "shared" if r == 1 and not arm.sampling and arm.match_samples is None else ""
+
+
 def round_seed(seed: int, r: int) -> int:
     """The seed of round ``r`` of seed ``seed`` (sampling, labelling, LoRA init, data order)."""
     return seed * 1000 + r
@@ -280,15 +286,14 @@ def run_seed(cfg: RoundsConfig, seed: int) -> dict[str, Any]:
         round_costs: dict[str, dict[str, Any]] = {}
         for name, arm in specs.items():
             uses_labels = arm.method in STEP_LABEL_METHODS
-            own = r > 1 or arm.sampling or arm.match_samples is not None
-            key = name if own else "shared"
+            key = data_key(arm, r) or name
             extra = 0
             if arm.match_samples is not None:  # listed after its reference arm (checked by arm_specs)
                 extra = math.ceil(round_costs[arm.match_samples]["mc_continuations"] / cfg.pool_size)
             pcfg = data_config(cfg, seed, r, policy[name], key, arm, extra)
             # Shared round-1 data is labelled when any arm sharing it reads labels (labelled once, reused).
             label = uses_labels or (key == "shared" and any(
-                a.method in STEP_LABEL_METHODS for a in specs.values() if not (a.sampling or a.match_samples)))
+                a.method in STEP_LABEL_METHODS for a in specs.values() if data_key(a, 1)))
             t0 = time.time()
             stats = MonteCarloStats()
             data = prepare_data(pcfg, splits=splits, label=label, mc_stats=stats)

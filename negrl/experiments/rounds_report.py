@@ -16,15 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from negrl.experiments.rounds import RoundsConfig
+from negrl.experiments.rounds import RoundsConfig, data_key
 from negrl.io import is_complete, read_stage
 from negrl.records import Problem, Rollout, StepLabels, Verdict
 
 
 def _data_dir(cfg: RoundsConfig, seed: int, r: int, arm: str) -> Path:
-    spec = cfg.arm_specs()[arm]
-    own = r > 1 or spec.sampling or spec.match_samples is not None
-    return Path(cfg.output_dir) / f"seed{seed}" / f"round{r}" / "data" / (arm if own else "shared")
+    return Path(cfg.output_dir) / f"seed{seed}" / f"round{r}" / "data" / (data_key(cfg.arm_specs()[arm], r) or arm)
 
 
 def data_shares(data_dir: Path) -> dict[str, float]:
